@@ -1,12 +1,148 @@
-// Package fetch is ckfetch's run logic.
+// Package fetch is ckfetch's run logic: it reads URL lines, downloads them
+// with limits over all hosts and per host, and echoes each line once its file
+// is durable, in input order unless asked otherwise.
 package fetch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ck-tools/ck/lib/cli"
+	"github.com/ck-tools/ck/lib/download"
+	"github.com/ck-tools/ck/lib/durable"
 )
+
+const description = `Downloads the URLs it reads on stdin, one per line (URL, or URL<TAB>PATH with a path
+relative to the output directory), and echoes each line on stdout once its file is
+complete and durable under its final name. Blank lines and lines starting with # are
+ignored. Exit status: 0 all done, 1 some failed, 2 usage error or fatal I/O,
+130/143 after SIGINT/SIGTERM, 141 when stdout was closed.`
+
+// CLI is ckfetch's command line.
+type CLI struct {
+	Jobs           int           `short:"j" default:"8" help:"Downloads at once, over all hosts."`
+	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory (created if missing)."`
+	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host."`
+	PerHost        int           `name:"per-host" default:"4" placeholder:"N" help:"Downloads at once from one host (host:port)."`
+	Failed         string        `placeholder:"FILE" help:"Append each line that failed for good to FILE, after a '# reason' line; FILE is valid ckfetch input. Without it, the first failure stops the echo of later lines."`
+	Unordered      bool          `help:"Echo lines in completion order, not input order (for ckskip --set checkpoints)."`
+	Force          bool          `help:"Download even when the final file exists."`
+	Retries        int           `default:"5" placeholder:"N" help:"Retries after the first attempt, on connection errors, timeouts, truncated bodies, 408, 429 and 5xx."`
+	Backoff        time.Duration `default:"1s" help:"Wait before the first retry; doubled each time, with jitter."`
+	MaxBackoff     time.Duration `name:"max-backoff" default:"2m" help:"Longest wait between two tries, Retry-After included."`
+	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" help:"Give up connecting after this long (retryable)."`
+	StallTimeout   time.Duration `name:"stall-timeout" default:"60s" help:"Give up an attempt when no byte arrived for this long (retryable); 0: never."`
+	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error."`
+	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
+	Window         int           `default:"10000" placeholder:"N" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
+}
+
+// Validate checks the rules between flags.
+func (c *CLI) Validate() error {
+	switch {
+	case c.Jobs < 1:
+		return errors.New("--jobs must be at least 1")
+	case c.PerHost < 1:
+		return errors.New("--per-host must be at least 1")
+	case c.Retries < 0:
+		return errors.New("--retries must not be negative")
+	case c.Window < 1:
+		return errors.New("--window must be at least 1")
+	case c.Sleep < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.ConnectTimeout < 0 || c.StallTimeout < 0:
+		return errors.New("durations must not be negative")
+	}
+	return nil
+}
 
 // Main runs ckfetch with args and returns its exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return 2
+	var c CLI
+	if code, ok := cli.Parse("ckfetch", description, &c, args, stdout, stderr); !ok {
+		return code
+	}
+	log := cli.Logger{Name: "ckfetch", W: stderr}
+	r, err := newRun(&c, stdout, stderr)
+	if err != nil {
+		log.Printf("%v", err)
+		return cli.ExitUsage
+	}
+	defer r.close()
+	return r.run(ctx, stdin)
+}
+
+// checkDir makes sure files can be created in dir, before any work starts.
+func checkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("output directory %s cannot be created: %w (choose another with -d)", dir, errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".ckfetch-probe-*.part")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w (fix its permissions or choose another with -d)", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func newClient(c *CLI) *http.Client {
+	dialer := &net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        2 * c.Jobs,
+		MaxIdleConnsPerHost: c.PerHost,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: c.ConnectTimeout,
+		DisableCompression:  true, // the bytes on disk are the bytes of the resource
+		ForceAttemptHTTP2:   true,
+	}
+	if c.StallTimeout > 0 {
+		tr.ResponseHeaderTimeout = c.StallTimeout
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		},
+	}
+}
+
+// absDir is dir made absolute, so that names stay right whatever the process does.
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
+}
+
+func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
+	return &download.Fetcher{
+		Client:       newClient(c),
+		Retries:      c.Retries,
+		Backoff:      c.Backoff,
+		MaxBackoff:   c.MaxBackoff,
+		StallTimeout: c.StallTimeout,
+		Force:        c.Force,
+		Pacer:        p,
+		Dirs:         &durable.DirSyncer{},
+		Progress:     prog,
+	}
+}
+
+// shortLine shortens a line for a message.
+func shortLine(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
 }

@@ -1,0 +1,502 @@
+// Package download fetches one URL into one durable file: the body goes to a
+// ".part" file beside the destination, which is fsynced and renamed into place
+// and its directory fsynced, so a file under its final name is always whole.
+//
+// The .part file is the resume point. It is kept on interruption and on
+// retryable errors, and a later attempt (in this run or the next) continues it
+// with a Range request guarded by If-Range, so a resource that changed in the
+// meantime is fetched again from zero instead of being glued onto old bytes.
+// The validator (ETag, else Last-Modified) of the bytes in a .part file is kept
+// in a small sidecar file whose name also contains ".part".
+package download
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ck-tools/ck/lib/durable"
+	"github.com/ck-tools/ck/lib/outname"
+)
+
+// Status is how a download ended.
+type Status string
+
+// The statuses of a Result.
+const (
+	Done     Status = "done"     // downloaded in this run
+	Exists   Status = "exists"   // the final file was already there: no request made
+	Failed   Status = "failed"   // failed for good (after retries, or at once for a 4xx)
+	Canceled Status = "canceled" // interrupted: neither done nor failed, the .part file kept
+)
+
+// Result is the outcome of one Fetch.
+type Result struct {
+	URL        string
+	FinalURL   string // after redirects
+	Path       string // the final file
+	Status     Status
+	HTTPStatus int   // of the last response, 0 if none
+	Bytes      int64 // body bytes received in this run
+	Attempts   int
+	Duration   time.Duration
+	Err        error // why it failed, for Failed; nil otherwise
+	// Fatal is set when the error is about local state (the disk, the output
+	// directory): the whole run must stop, not only this URL.
+	Fatal bool
+}
+
+// Pacer is asked before every request to a host and told of Retry-After.
+type Pacer interface {
+	// Wait returns when a request to host may start, or ctx's error. It is
+	// called before a slot of the global limit is taken, so that waiting
+	// for one host does not keep a slot from the others.
+	Wait(ctx context.Context, host string) error
+	// Start is called once the slot is taken, just before the request: it
+	// waits again if another request to host started meanwhile, and records
+	// the start.
+	Start(ctx context.Context, host string) error
+	// Hold keeps every request to host from starting before t.
+	Hold(host string, t time.Time)
+}
+
+// Fetcher downloads URLs. Its fields are its settings; the zero value of an
+// optional field means its default.
+type Fetcher struct {
+	Client        *http.Client
+	Retries       int           // further attempts after the first, on retryable errors
+	Backoff       time.Duration // wait before the first retry, doubled each time, with jitter
+	MaxBackoff    time.Duration // cap of the wait between tries, Retry-After included
+	StallTimeout  time.Duration // no body bytes for this long: the attempt fails (retryable)
+	Force         bool          // download even if the final file exists
+	Pacer         Pacer         // nil: no pacing
+	Dirs          *durable.DirSyncer
+	Progress      func(n int64) // called with each chunk of body bytes received; may be nil
+	BeforeAttempt func(ctx context.Context) (release func(), err error)
+}
+
+// fatalError marks an error about local state.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
+
+func fatal(err error) error { return fatalError{err} }
+
+// retryable marks an error worth another attempt, with the server's
+// Retry-After if it gave one.
+type retryable struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryable) Error() string { return e.err.Error() }
+func (e retryable) Unwrap() error { return e.err }
+
+// Fetch downloads rawURL into path (the final name). host keys the pacing.
+func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
+	start := time.Now()
+	res := Result{URL: rawURL, FinalURL: rawURL, Path: path}
+	defer func() { res.Duration = time.Since(start) }()
+	if !f.Force {
+		if _, err := os.Stat(path); err == nil {
+			res.Status = Exists
+			return res
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
+		return f.end(&res, fatal(fmt.Errorf("create output directory: %w", err)))
+	}
+	part, err := openPart(path)
+	if err != nil {
+		return f.end(&res, err)
+	}
+	defer part.close()
+	if !f.Force {
+		if _, err := os.Stat(path); err == nil { // another process finished it while we waited
+			res.Status = Exists
+			return res
+		}
+	}
+
+	backoff := f.Backoff
+	for {
+		res.Attempts++
+		err := f.attempt(ctx, part, rawURL, host, &res)
+		if err == nil {
+			if err := f.finish(part, path); err != nil {
+				return f.end(&res, err)
+			}
+			res.Status = Done
+			return res
+		}
+		if ctx.Err() != nil {
+			return f.end(&res, context.Canceled)
+		}
+		var r retryable
+		if !errors.As(err, &r) || res.Attempts > f.Retries {
+			return f.end(&res, err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1) // jitter keeps many clients apart
+		backoff = min(2*backoff, f.MaxBackoff)
+		if r.after > 0 {
+			wait = min(r.after, f.MaxBackoff)
+			if f.Pacer != nil {
+				f.Pacer.Hold(host, time.Now().Add(wait))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return f.end(&res, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// end records err in res, telling interruption and local failures apart.
+func (f *Fetcher) end(res *Result, err error) Result {
+	var fe fatalError
+	switch {
+	case errors.As(err, &fe):
+		res.Status, res.Err, res.Fatal = Failed, fe.err, true
+	case errors.Is(err, context.Canceled):
+		res.Status = Canceled
+	default:
+		res.Status, res.Err = Failed, err
+	}
+	return *res
+}
+
+// attempt makes one request and appends its body to the part file. A nil
+// error means the part file now holds the whole resource.
+func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host string, res *Result) error {
+	if f.Pacer != nil {
+		if err := f.Pacer.Wait(ctx, host); err != nil {
+			return err
+		}
+	}
+	if f.BeforeAttempt != nil {
+		release, err := f.BeforeAttempt(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if f.Pacer != nil {
+		if err := f.Pacer.Start(ctx, host); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fmt.Errorf("invalid URL: %w", err)
+	}
+	req.Header.Set("Accept-Encoding", "identity") // the bytes on disk are the resource's bytes
+	offset := part.size
+	if offset > 0 && part.validator != "" {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		req.Header.Set("If-Range", part.validator)
+	} else {
+		offset = 0
+	}
+	stall := newStallTimer(f.StallTimeout, cancel)
+	defer stall.stop()
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return netError(ctx, err)
+	}
+	defer resp.Body.Close()
+	res.HTTPStatus = resp.StatusCode
+	res.FinalURL = resp.Request.URL.String()
+
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		startAt, _, ok := contentRange(resp.Header.Get("Content-Range"))
+		if offset == 0 || !ok || startAt != offset {
+			// Not the range we asked for: start over rather than guess.
+			if err := part.reset(""); err != nil {
+				return err
+			}
+			return retryable{err: fmt.Errorf("server sent range %q for a request from byte %d", resp.Header.Get("Content-Range"), offset)}
+		}
+	case resp.StatusCode == http.StatusOK:
+		offset = 0
+		if err := part.reset(validator(resp.Header)); err != nil {
+			return err
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
+		if _, total, ok := contentRange(resp.Header.Get("Content-Range")); ok && total == part.size {
+			return nil // killed between the last byte and the rename: the part is whole
+		}
+		if err := part.reset(""); err != nil {
+			return err
+		}
+		return retryable{err: errors.New("HTTP 416: the partial file does not fit the resource any more; starting again")}
+	default:
+		err := fmt.Errorf("HTTP %s", resp.Status)
+		if resp.StatusCode == 408 || resp.StatusCode == 429 || resp.StatusCode >= 500 {
+			return retryable{err: err, after: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		}
+		return err
+	}
+
+	n, err := part.copyFrom(stall.reader(resp.Body), f.Progress)
+	res.Bytes += n
+	if err != nil {
+		var fe fatalError
+		if errors.As(err, &fe) {
+			return err
+		}
+		return netError(ctx, err)
+	}
+	if resp.ContentLength >= 0 && part.size != offset+resp.ContentLength {
+		return retryable{err: fmt.Errorf("truncated body: %d of %d bytes", part.size-offset, resp.ContentLength)}
+	}
+	return nil
+}
+
+// netError classifies a transport error: every network failure is worth a
+// retry, unless the run itself was interrupted.
+func netError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		return retryable{err: cause}
+	}
+	if ctx.Err() != nil {
+		return context.Canceled
+	}
+	return retryable{err: err}
+}
+
+// finish makes the part file durable under its final name.
+func (f *Fetcher) finish(part *partFile, path string) error {
+	if err := part.f.Sync(); err != nil {
+		return fatal(fmt.Errorf("sync %s: %w", part.name, err))
+	}
+	if err := os.Rename(part.name, path); err != nil {
+		return fatal(fmt.Errorf("rename %s: %w", part.name, err))
+	}
+	part.done()
+	if err := f.Dirs.Sync(filepath.Dir(path)); err != nil {
+		return fatal(err)
+	}
+	return nil
+}
+
+// validator returns the value for If-Range: a strong ETag, else Last-Modified.
+func validator(h http.Header) string {
+	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		return etag
+	}
+	return h.Get("Last-Modified")
+}
+
+// contentRange parses "bytes START-END/TOTAL" and "bytes */TOTAL".
+func contentRange(s string) (start, total int64, ok bool) {
+	rest, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	span, size, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, false
+	}
+	total, err := strconv.ParseInt(size, 10, 64)
+	if err != nil {
+		total = -1
+	}
+	if span == "*" {
+		return -1, total, err == nil
+	}
+	first, _, found := strings.Cut(span, "-")
+	start, err2 := strconv.ParseInt(first, 10, 64)
+	return start, total, found && err2 == nil
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+var errStalled = errors.New("stalled: no data received within the stall timeout")
+
+// stallTimer cancels an attempt when no body byte arrives for a while.
+type stallTimer struct {
+	d     time.Duration
+	t     *time.Timer
+	fired func(error)
+}
+
+func newStallTimer(d time.Duration, cancel context.CancelCauseFunc) *stallTimer {
+	s := &stallTimer{d: d}
+	if d > 0 {
+		s.t = time.AfterFunc(d, func() { cancel(errStalled) })
+	}
+	return s
+}
+
+func (s *stallTimer) stop() {
+	if s.t != nil {
+		s.t.Stop()
+	}
+}
+
+func (s *stallTimer) reader(r io.Reader) io.Reader {
+	if s.t == nil {
+		return r
+	}
+	return readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		if n > 0 {
+			s.t.Reset(s.d)
+		}
+		return n, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// partFile is an open, locked .part file and the validator of its bytes.
+type partFile struct {
+	name      string // PATH.part
+	meta      string // PATH.part.etag: the validator
+	f         *os.File
+	size      int64
+	validator string
+	finished  bool
+}
+
+// openPart opens (or creates) the part file of path and locks it, so two
+// ckfetch processes sharing an output directory never write one file at once.
+func openPart(path string) (*partFile, error) {
+	p := &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag"}
+	for {
+		f, err := os.OpenFile(p.name, os.O_RDWR|os.O_CREATE, 0o666)
+		if err != nil {
+			return nil, fatal(fmt.Errorf("open %s: %w", p.name, err))
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fatal(fmt.Errorf("lock %s: %w", p.name, err))
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fatal(fmt.Errorf("stat %s: %w", p.name, err))
+		}
+		// The holder before us may have finished or removed the file while we
+		// waited for the lock: then this one is no longer at that name.
+		if now, err := os.Stat(p.name); err != nil || !os.SameFile(st, now) {
+			f.Close()
+			continue
+		}
+		p.f, p.size = f, st.Size()
+		break
+	}
+	if v, err := os.ReadFile(p.meta); err == nil {
+		p.validator = string(v)
+	}
+	if _, err := p.f.Seek(p.size, io.SeekStart); err != nil {
+		p.close()
+		return nil, fatal(fmt.Errorf("seek %s: %w", p.name, err))
+	}
+	return p, nil
+}
+
+// reset empties the part file and records the validator of the bytes to come.
+func (p *partFile) reset(validator string) error {
+	if err := p.f.Truncate(0); err != nil {
+		return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
+	}
+	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
+		return fatal(fmt.Errorf("seek %s: %w", p.name, err))
+	}
+	p.size, p.validator = 0, validator
+	if validator == "" {
+		if err := os.Remove(p.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fatal(fmt.Errorf("remove %s: %w", p.meta, err))
+		}
+		return nil
+	}
+	if err := os.WriteFile(p.meta, []byte(validator), 0o666); err != nil {
+		return fatal(fmt.Errorf("write %s: %w", p.meta, err))
+	}
+	return nil
+}
+
+var bufPool = make(chan []byte, 64)
+
+// copyFrom appends r to the part file. Errors writing are fatal; errors
+// reading are the network's.
+func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
+	var buf []byte
+	select {
+	case buf = <-bufPool:
+	default:
+		buf = make([]byte, 256<<10)
+	}
+	defer func() {
+		select {
+		case bufPool <- buf:
+		default:
+		}
+	}()
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if _, err := p.f.Write(buf[:n]); err != nil {
+				return total, fatal(fmt.Errorf("write %s: %w", p.name, err))
+			}
+			p.size += int64(n)
+			total += int64(n)
+			if progress != nil {
+				progress(int64(n))
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// done is called after the rename: the part file and its sidecar are gone.
+func (p *partFile) done() {
+	p.finished = true
+	os.Remove(p.meta)
+}
+
+// close releases the lock; an empty unfinished part file is removed, since
+// it holds nothing to resume.
+func (p *partFile) close() {
+	if !p.finished && p.size == 0 {
+		os.Remove(p.name)
+		os.Remove(p.meta)
+	}
+	p.f.Close()
+}

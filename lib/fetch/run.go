@@ -1,0 +1,466 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ck-tools/ck/lib/cli"
+	"github.com/ck-tools/ck/lib/download"
+	"github.com/ck-tools/ck/lib/durable"
+	"github.com/ck-tools/ck/lib/lines"
+	"github.com/ck-tools/ck/lib/outname"
+)
+
+// item is one URL line on its way through the run.
+type item struct {
+	seq  int64
+	line string // as read, minus its ending: what is echoed
+	url  string
+	host string // host:port, the key of the per-host limits
+	path string // the final file
+	err  error  // the line cannot be downloaded
+}
+
+type outcome struct {
+	it  *item
+	res download.Result
+}
+
+type hostQueue struct {
+	queue  []*item
+	active int // workers of this host
+}
+
+var errPipe = errors.New("stdout closed")
+
+// run is the state of one ckfetch run.
+type run struct {
+	c       *CLI
+	log     cli.Logger
+	stdout  io.Writer
+	failed  *os.File // --failed, or nil
+	report  *os.File // --report, or nil
+	pacer   *pacer
+	fetcher *download.Fetcher
+	global  chan struct{} // one token per download running, over all hosts
+	results chan outcome
+	prog    *progress
+
+	mu    sync.Mutex
+	hosts map[string]*hostQueue
+
+	readErr error // set by read before it closes its channel
+
+	// counters, read by the progress display
+	done, exists, failures, inflight atomic.Int64
+	bytes                           atomic.Int64
+}
+
+func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
+	if err := checkDir(c.Dir); err != nil {
+		return nil, err
+	}
+	r := &run{
+		c:       c,
+		log:     cli.Logger{Name: "ckfetch", W: stderr},
+		stdout:  stdout,
+		pacer:   newPacer(c.Sleep),
+		global:  make(chan struct{}, c.Jobs),
+		results: make(chan outcome, c.Window),
+		hosts:   map[string]*hostQueue{},
+	}
+	var err error
+	if c.Failed != "" {
+		if r.failed, err = openAppend(c.Failed); err != nil {
+			return nil, fmt.Errorf("open failure file: %w", err)
+		}
+	}
+	if c.Report != "" {
+		if r.report, err = openAppend(c.Report); err != nil {
+			r.close()
+			return nil, fmt.Errorf("open report: %w", err)
+		}
+	}
+	r.prog = newProgress(r, stderr, c.Quiet)
+	r.fetcher = newFetcher(c, r.pacer, func(n int64) { r.bytes.Add(n) })
+	r.fetcher.BeforeAttempt = r.takeSlot
+	return r, nil
+}
+
+// openAppend opens a file for appending, creating it (and fsyncing its
+// directory, so the new name survives a crash) if needed.
+func openAppend(name string) (*os.File, error) {
+	_, statErr := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		if err := durable.SyncDir(filepath.Dir(name)); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func (r *run) close() {
+	if r.failed != nil {
+		r.failed.Close()
+	}
+	if r.report != nil {
+		r.report.Close()
+	}
+}
+
+func (r *run) takeSlot(ctx context.Context) (func(), error) {
+	select {
+	case r.global <- struct{}{}:
+		r.inflight.Add(1)
+		return func() { r.inflight.Add(-1); <-r.global }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run reads stdin to its end (or until stopped) and returns the exit status.
+func (r *run) run(parent context.Context, stdin io.Reader) int {
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	go watchStdout(ctx, r.stdout, cancel)
+	r.prog.start()
+
+	items := make(chan *item)
+	go r.read(ctx, stdin, items)
+	window := make(chan struct{}, r.c.Window)
+	dispatched := make(chan int64, 1)
+	go r.dispatch(ctx, items, window, dispatched)
+
+	var (
+		pending            = map[int64]outcome{}
+		next, seen         int64
+		total        int64 = -1
+		frozen       bool  // a failure without --failed: no more echo
+		stopped      bool  // an interrupted line: nothing after it is settled
+		notEchoed    int64
+		fatalErr     error
+		pipeClosed   bool
+		failedReport bool
+	)
+	echo := func(o outcome) {
+		if pipeClosed || fatalErr != nil {
+			return
+		}
+		if _, err := io.WriteString(r.stdout, o.it.line+"\n"); err != nil {
+			if isPipeErr(err) {
+				pipeClosed = true
+				cancel(errPipe)
+				return
+			}
+			fatalErr = fmt.Errorf("write stdout: %w", err)
+			cancel(fatalErr)
+		}
+	}
+	settle := func(o outcome) {
+		switch o.res.Status {
+		case download.Done, download.Exists:
+			switch {
+			case stopped:
+			case frozen:
+				notEchoed++
+			default:
+				echo(o)
+			}
+		case download.Failed:
+			if r.failed == nil && !r.c.Unordered {
+				frozen = true
+			}
+		case download.Canceled:
+			stopped = !r.c.Unordered
+		}
+	}
+	for total < 0 || seen < total {
+		var o outcome
+		select {
+		case total = <-dispatched:
+			continue
+		case o = <-r.results:
+		}
+		seen++
+		r.account(o)
+		if o.res.Status == download.Failed {
+			if o.res.Fatal {
+				if fatalErr == nil {
+					fatalErr = o.res.Err
+					cancel(fatalErr)
+				}
+			} else {
+				r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
+				if err := r.recordFailure(o); err != nil && fatalErr == nil {
+					fatalErr = err
+					cancel(fatalErr)
+				}
+			}
+		}
+		if err := r.writeReport(o); err != nil && !failedReport {
+			failedReport = true
+			fatalErr = cmpErr(fatalErr, err)
+			cancel(fatalErr)
+		}
+		if r.c.Unordered {
+			settle(o)
+			<-window
+			continue
+		}
+		pending[o.it.seq] = o
+		for {
+			p, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			settle(p)
+			<-window
+		}
+	}
+	r.prog.stop()
+	return r.finish(parent, ctx, start, frozen, notEchoed, fatalErr, pipeClosed)
+}
+
+func cmpErr(old, err error) error {
+	if old != nil {
+		return old
+	}
+	return err
+}
+
+// finish prints the summary and the last words, and chooses the exit status.
+func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, notEchoed int64, fatalErr error, pipeClosed bool) int {
+	if !r.c.Quiet {
+		el := time.Since(start)
+		r.log.Printf("%d done, %d already there, %d failed; %s in %s (%s/s)",
+			r.done.Load(), r.exists.Load(), r.failures.Load(),
+			size(r.bytes.Load()), el.Round(time.Millisecond), size(int64(float64(r.bytes.Load())/max(el.Seconds(), 1e-3))))
+	}
+	if frozen && notEchoed > 0 {
+		r.log.Printf("%d later lines were downloaded but not echoed, because an earlier line failed and there is no --failed file; the next run finds their files without a request", notEchoed)
+	}
+	switch {
+	case pipeClosed || errors.Is(context.Cause(ctx), errPipe):
+		return cli.ExitPipe
+	case cli.SignalStatus(parent) != 0:
+		r.log.Printf("interrupted: partial downloads are kept as .part files; run the same command again to resume")
+		return cli.SignalStatus(parent)
+	case fatalErr != nil:
+		r.log.Printf("stopped: %v", fatalErr)
+		return cli.ExitUsage
+	case r.readErr != nil:
+		r.log.Printf("%v", r.readErr)
+		return cli.ExitUsage
+	case r.failures.Load() > 0:
+		return cli.ExitFailure
+	}
+	return cli.ExitOK
+}
+
+func (r *run) account(o outcome) {
+	switch o.res.Status {
+	case download.Done:
+		r.done.Add(1)
+	case download.Exists:
+		r.exists.Add(1)
+	case download.Failed:
+		r.failures.Add(1)
+	}
+}
+
+// read turns stdin lines into items until the input ends or ctx is done.
+func (r *run) read(ctx context.Context, stdin io.Reader, items chan<- *item) {
+	defer close(items)
+	lr := lines.NewReader(stdin)
+	for {
+		line, terminated, err := lr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			r.readErr = fmt.Errorf("read stdin: %w", err)
+			return
+		}
+		if !terminated {
+			r.log.Printf("stdin: the last line has no newline (was its writer interrupted?); ignored: %s", shortLine(string(line)))
+			return
+		}
+		key := lines.Key(line)
+		if len(key) == 0 || key[0] == '#' {
+			continue
+		}
+		select {
+		case items <- r.parse(string(line), string(key)):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// parse reads URL or URL<TAB>PATH.
+func (r *run) parse(line, key string) *item {
+	it := &item{line: line}
+	rawURL, path, explicit := strings.Cut(key, "\t")
+	it.url = strings.Trim(rawURL, " \t")
+	name, err := outname.FromURL(it.url)
+	if err == nil && explicit {
+		name, err = outname.Explicit(strings.Trim(path, " \t"))
+	}
+	if err != nil {
+		it.err = err
+		return it
+	}
+	u, _ := url.Parse(it.url) // FromURL parsed it already
+	it.host = strings.ToLower(u.Host)
+	it.path = filepath.Join(r.c.Dir, filepath.FromSlash(name))
+	return it
+}
+
+// dispatch numbers items and hands them to their host's queue, keeping the
+// window of lines between the oldest unsettled and the newest started under
+// its cap. It sends the number of items dispatched when it stops.
+func (r *run) dispatch(ctx context.Context, items <-chan *item, window chan struct{}, dispatched chan<- int64) {
+	var n int64
+	defer func() { dispatched <- n }()
+	for {
+		var it *item
+		var ok bool
+		select {
+		case it, ok = <-items:
+		case <-ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+		select {
+		case window <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		it.seq = n
+		n++
+		if n%10000 == 0 {
+			r.pacer.forget(time.Now())
+		}
+		if it.err != nil {
+			r.results <- outcome{it, download.Result{URL: it.url, Status: download.Failed, Err: it.err}}
+			continue
+		}
+		r.mu.Lock()
+		q := r.hosts[it.host]
+		if q == nil {
+			q = &hostQueue{}
+			r.hosts[it.host] = q
+		}
+		q.queue = append(q.queue, it)
+		if q.active < r.c.PerHost {
+			q.active++
+			go r.work(ctx, it.host, q)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// work downloads the queued items of one host, one at a time.
+func (r *run) work(ctx context.Context, host string, q *hostQueue) {
+	for {
+		r.mu.Lock()
+		if len(q.queue) == 0 {
+			q.active--
+			if q.active == 0 {
+				delete(r.hosts, host)
+			}
+			r.mu.Unlock()
+			return
+		}
+		it := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		r.mu.Unlock()
+		res := download.Result{URL: it.url, Path: it.path, Status: download.Canceled}
+		if ctx.Err() == nil {
+			res = r.fetcher.Fetch(ctx, it.url, host, it.path)
+		}
+		r.results <- outcome{it, res}
+	}
+}
+
+// recordFailure writes a failed line to --failed, durably, before the line
+// counts as settled.
+func (r *run) recordFailure(o outcome) error {
+	if r.failed == nil {
+		return nil
+	}
+	reason := strings.ReplaceAll(o.res.Err.Error(), "\n", " ")
+	if _, err := r.failed.WriteString("# " + reason + "\n" + o.it.line + "\n"); err != nil {
+		return fmt.Errorf("write %s: %w", r.c.Failed, err)
+	}
+	if err := r.failed.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", r.c.Failed, err)
+	}
+	return nil
+}
+
+type reportLine struct {
+	URL        string `json:"url"`
+	FinalURL   string `json:"final_url"`
+	Path       string `json:"path"`
+	Status     string `json:"status"`
+	HTTPStatus int    `json:"http_status"`
+	Bytes      int64  `json:"bytes"`
+	Attempts   int    `json:"attempts"`
+	DurationMS int64  `json:"duration_ms"`
+	Error      string `json:"error"`
+}
+
+func (r *run) writeReport(o outcome) error {
+	if r.report == nil || o.res.Status == download.Canceled {
+		return nil
+	}
+	rl := reportLine{
+		URL: o.it.url, FinalURL: o.res.FinalURL, Path: o.it.path, Status: string(o.res.Status),
+		HTTPStatus: o.res.HTTPStatus, Bytes: o.res.Bytes, Attempts: o.res.Attempts,
+		DurationMS: o.res.Duration.Milliseconds(),
+	}
+	if o.res.Err != nil {
+		rl.Error = o.res.Err.Error()
+	}
+	b, _ := json.Marshal(rl)
+	if _, err := r.report.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write report %s: %w", r.c.Report, err)
+	}
+	return nil
+}
+
+// size formats a byte count.
+func size(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
