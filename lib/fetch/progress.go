@@ -8,5 +8,5 @@ import (
 type progress struct{}
 
 func newProgress(r *run, stderr io.Writer, quiet bool) *progress { return &progress{} }
-func (p *progress) start()                                        {}
-func (p *progress) stop()                                         {}
+func (p *progress) start()                                       {}
+func (p *progress) stop()                                        {}

@@ -63,7 +63,7 @@ type run struct {
 
 	// counters, read by the progress display
 	done, exists, failures, inflight atomic.Int64
-	bytes                           atomic.Int64
+	bytes                            atomic.Int64
 }
 
 func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
@@ -148,8 +148,8 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go r.dispatch(ctx, items, window, dispatched)
 
 	var (
-		pending            = map[int64]outcome{}
-		next, seen         int64
+		pending      = map[int64]outcome{}
+		next, seen   int64
 		total        int64 = -1
 		frozen       bool  // a failure without --failed: no more echo
 		stopped      bool  // an interrupted line: nothing after it is settled
