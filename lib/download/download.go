@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,6 +84,40 @@ type Fetcher struct {
 	Dirs          *durable.DirSyncer
 	Progress      func(n int64) // called with each chunk of body bytes received; may be nil
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
+}
+
+// MaxRedirects is how many redirects one request follows.
+const MaxRedirects = 10
+
+var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
+
+// NewClient returns the HTTP client ckfetch uses: connect timeout, a header
+// timeout equal to the stall timeout (0: none), no transparent compression
+// (the bytes on disk are the bytes of the resource), idle connections kept
+// for jobs downloads over all hosts and perHost per host, redirects followed
+// up to MaxRedirects, and no overall time limit, so large files finish.
+func NewClient(connect, stall time.Duration, jobs, perHost int) *http.Client {
+	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          2 * jobs,
+		MaxIdleConnsPerHost:   perHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connect,
+		ResponseHeaderTimeout: stall,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > MaxRedirects {
+				return errTooManyRedirects
+			}
+			return nil
+		},
+	}
 }
 
 // fatalError marks an error about local state.
@@ -214,6 +249,9 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 	stall := newStallTimer(f.StallTimeout, cancel)
 	defer stall.stop()
 	resp, err := f.Client.Do(req)
+	if errors.Is(err, errTooManyRedirects) {
+		return errTooManyRedirects // trying again would go round the same loop
+	}
 	if err != nil {
 		return netError(ctx, err)
 	}

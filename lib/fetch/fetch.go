@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,32 +89,6 @@ func checkDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
-func newClient(c *CLI) *http.Client {
-	dialer := &net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         dialer.DialContext,
-		MaxIdleConns:        2 * c.Jobs,
-		MaxIdleConnsPerHost: c.PerHost,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: c.ConnectTimeout,
-		DisableCompression:  true, // the bytes on disk are the bytes of the resource
-		ForceAttemptHTTP2:   true,
-	}
-	if c.StallTimeout > 0 {
-		tr.ResponseHeaderTimeout = c.StallTimeout
-	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errors.New("stopped after 10 redirects")
-			}
-			return nil
-		},
-	}
-}
-
 // absDir is dir made absolute, so that names stay right whatever the process does.
 func absDir(dir string) string {
 	if a, err := filepath.Abs(dir); err == nil {
@@ -127,7 +99,7 @@ func absDir(dir string) string {
 
 func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
 	return &download.Fetcher{
-		Client:       newClient(c),
+		Client:       download.NewClient(c.ConnectTimeout, c.StallTimeout, c.Jobs, c.PerHost),
 		Retries:      c.Retries,
 		Backoff:      c.Backoff,
 		MaxBackoff:   c.MaxBackoff,
