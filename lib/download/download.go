@@ -7,7 +7,8 @@
 // with a Range request guarded by If-Range, so a resource that changed in the
 // meantime is fetched again from zero instead of being glued onto old bytes.
 // The validator (ETag, else Last-Modified) of the bytes in a .part file is kept
-// in a small sidecar file whose name also contains ".part".
+// in a small sidecar file whose name also contains ".part", written when an
+// attempt ends unfinished or the file passes 1 MiB (see saveAfter).
 package download
 
 import (
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -83,7 +85,11 @@ type Fetcher struct {
 	Pacer         Pacer         // nil: no pacing
 	Dirs          *durable.DirSyncer
 	Progress      func(n int64) // called with each chunk of body bytes received; may be nil
+	// BeforeAttempt, if set, is called before each request, after pacing:
+	// the place for a limit over all hosts. release is called after it.
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
+
+	madeDirs sync.Map // directories known to exist
 }
 
 // MaxRedirects is how many redirects one request follows.
@@ -139,9 +145,9 @@ func (e retryable) Error() string { return e.err.Error() }
 func (e retryable) Unwrap() error { return e.err }
 
 // Fetch downloads rawURL into path (the final name). host keys the pacing.
-func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
+func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Result) {
 	start := time.Now()
-	res := Result{URL: rawURL, FinalURL: rawURL, Path: path}
+	res = Result{URL: rawURL, FinalURL: rawURL, Path: path}
 	defer func() { res.Duration = time.Since(start) }()
 	if !f.Force {
 		if _, err := os.Stat(path); err == nil {
@@ -149,14 +155,18 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 			return res
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
-		return f.end(&res, fatal(fmt.Errorf("create output directory: %w", err)))
+	if err := f.mkdir(filepath.Dir(path)); err != nil {
+		return f.end(&res, err)
 	}
 	part, err := openPart(path)
 	if err != nil {
 		return f.end(&res, err)
 	}
-	defer part.close()
+	defer func() {
+		if err := part.close(); err != nil && !res.Fatal {
+			res.Status, res.Err, res.Fatal = Failed, err, true
+		}
+	}()
 	if !f.Force {
 		if _, err := os.Stat(path); err == nil { // another process finished it while we waited
 			res.Status = Exists
@@ -196,6 +206,18 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// mkdir creates dir once per run (a cache saves a stat per download).
+func (f *Fetcher) mkdir(dir string) error {
+	if _, ok := f.madeDirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fatal(fmt.Errorf("create output directory: %w", err))
+	}
+	f.madeDirs.Store(dir, true)
+	return nil
 }
 
 // end records err in res, telling interruption and local failures apart.
@@ -416,13 +438,20 @@ type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
+// saveAfter is the size from which a .part file's validator is written down
+// while the download runs. Below it, the validator is written only when an
+// attempt ends without finishing: a small file killed with SIGKILL restarts
+// from zero, which costs less than one more file per download would.
+const saveAfter = 1 << 20
+
 // partFile is an open, locked .part file and the validator of its bytes.
 type partFile struct {
 	name      string // PATH.part
-	meta      string // PATH.part.etag: the validator
+	meta      string // PATH.part.etag: the validator, once saved
 	f         *os.File
 	size      int64
 	validator string
+	saved     bool // the meta file holds validator
 	finished  bool
 }
 
@@ -453,8 +482,11 @@ func openPart(path string) (*partFile, error) {
 		p.f, p.size = f, st.Size()
 		break
 	}
+	if p.size == 0 {
+		return p, nil
+	}
 	if v, err := os.ReadFile(p.meta); err == nil {
-		p.validator = string(v)
+		p.validator, p.saved = string(v), true
 	}
 	if _, err := p.f.Seek(p.size, io.SeekStart); err != nil {
 		p.close()
@@ -463,24 +495,37 @@ func openPart(path string) (*partFile, error) {
 	return p, nil
 }
 
-// reset empties the part file and records the validator of the bytes to come.
+// reset empties the part file for the bytes of a new response, whose
+// validator is given.
 func (p *partFile) reset(validator string) error {
-	if err := p.f.Truncate(0); err != nil {
-		return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
+	if p.size > 0 {
+		if err := p.f.Truncate(0); err != nil {
+			return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
+		}
+		if _, err := p.f.Seek(0, io.SeekStart); err != nil {
+			return fatal(fmt.Errorf("seek %s: %w", p.name, err))
+		}
 	}
-	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
-		return fatal(fmt.Errorf("seek %s: %w", p.name, err))
-	}
-	p.size, p.validator = 0, validator
-	if validator == "" {
+	if p.saved {
+		// The old validator must not outlive the old bytes.
 		if err := os.Remove(p.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fatal(fmt.Errorf("remove %s: %w", p.meta, err))
 		}
+		p.saved = false
+	}
+	p.size, p.validator = 0, validator
+	return nil
+}
+
+// save writes the validator down, so a later run can resume the part file.
+func (p *partFile) save() error {
+	if p.saved || p.validator == "" || p.size == 0 {
 		return nil
 	}
-	if err := os.WriteFile(p.meta, []byte(validator), 0o666); err != nil {
+	if err := os.WriteFile(p.meta, []byte(p.validator), 0o666); err != nil {
 		return fatal(fmt.Errorf("write %s: %w", p.meta, err))
 	}
+	p.saved = true
 	return nil
 }
 
@@ -513,6 +558,11 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 			if progress != nil {
 				progress(int64(n))
 			}
+			if p.size >= saveAfter && !p.saved {
+				if err := p.save(); err != nil {
+					return total, err
+				}
+			}
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -526,15 +576,24 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 // done is called after the rename: the part file and its sidecar are gone.
 func (p *partFile) done() {
 	p.finished = true
-	os.Remove(p.meta)
-}
-
-// close releases the lock; an empty unfinished part file is removed, since
-// it holds nothing to resume.
-func (p *partFile) close() {
-	if !p.finished && p.size == 0 {
-		os.Remove(p.name)
+	if p.saved {
 		os.Remove(p.meta)
 	}
-	p.f.Close()
+}
+
+// close releases the lock. An unfinished part file keeps its validator for
+// the next run; an empty one is removed, since it holds nothing to resume.
+func (p *partFile) close() error {
+	defer p.f.Close()
+	if p.finished {
+		return nil
+	}
+	if p.size == 0 {
+		os.Remove(p.name)
+		if p.saved {
+			os.Remove(p.meta)
+		}
+		return nil
+	}
+	return p.save()
 }
