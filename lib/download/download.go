@@ -76,15 +76,15 @@ type Pacer interface {
 // Fetcher downloads URLs. Its fields are its settings; the zero value of an
 // optional field means its default.
 type Fetcher struct {
-	Client        *http.Client
-	Retries       int           // further attempts after the first, on retryable errors
-	Backoff       time.Duration // wait before the first retry, doubled each time, with jitter
-	MaxBackoff    time.Duration // cap of the wait between tries, Retry-After included
-	StallTimeout  time.Duration // no body bytes for this long: the attempt fails (retryable)
-	Force         bool          // download even if the final file exists
-	Pacer         Pacer         // nil: no pacing
-	Dirs          *durable.DirSyncer
-	Progress      func(n int64) // called with each chunk of body bytes received; may be nil
+	Client       *http.Client
+	Retries      int           // further attempts after the first, on retryable errors
+	Backoff      time.Duration // wait before the first retry, doubled each time, with jitter
+	MaxBackoff   time.Duration // cap of the wait between tries, Retry-After included
+	StallTimeout time.Duration // no body bytes for this long: the attempt fails (retryable)
+	Force        bool          // download even if the final file exists
+	Pacer        Pacer         // nil: no pacing
+	Dirs         *durable.DirSyncer
+	Progress     func(n int64) // called with each chunk of body bytes received; may be nil
 	// BeforeAttempt, if set, is called before each request, after pacing:
 	// the place for a limit over all hosts. release is called after it.
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
