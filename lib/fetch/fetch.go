@@ -27,20 +27,20 @@ ignored. Exit status: 0 all done, 1 some failed, 2 usage error or fatal I/O,
 // CLI is ckfetch's command line.
 type CLI struct {
 	Jobs           int           `short:"j" default:"8" help:"Downloads at once, over all hosts."`
-	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory (created if missing)."`
+	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory, created if missing (default: the current directory)."`
 	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host."`
-	PerHost        int           `name:"per-host" default:"4" placeholder:"N" help:"Downloads at once from one host (host:port)."`
+	PerHost        int           `name:"per-host" default:"4" help:"Downloads at once from one host (host:port)."`
 	Failed         string        `placeholder:"FILE" help:"Append each line that failed for good to FILE, after a '# reason' line; FILE is valid ckfetch input. Without it, the first failure stops the echo of later lines."`
 	Unordered      bool          `help:"Echo lines in completion order, not input order (for ckskip --set checkpoints)."`
 	Force          bool          `help:"Download even when the final file exists."`
-	Retries        int           `default:"5" placeholder:"N" help:"Retries after the first attempt, on connection errors, timeouts, truncated bodies, 408, 429 and 5xx."`
+	Retries        int           `default:"5" help:"Retries after the first attempt, on connection errors, timeouts, truncated bodies, 408, 429 and 5xx."`
 	Backoff        time.Duration `default:"1s" help:"Wait before the first retry; doubled each time, with jitter."`
 	MaxBackoff     time.Duration `name:"max-backoff" default:"2m" help:"Longest wait between two tries, Retry-After included."`
 	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" help:"Give up connecting after this long (retryable)."`
 	StallTimeout   time.Duration `name:"stall-timeout" default:"60s" help:"Give up an attempt when no byte arrived for this long (retryable); 0: never."`
 	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error."`
 	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
-	Window         int           `default:"10000" placeholder:"N" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
+	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
 }
 
 // Validate checks the rules between flags.
