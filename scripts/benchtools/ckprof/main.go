@@ -1,0 +1,54 @@
+// Command ckprof runs ckskip, ckmark or ckfetch in-process with a CPU
+// profile, to see where scripts/bench.sh's time goes:
+//
+//	ckprof PROFILE TOOL [ARGS...]
+//
+// It behaves as TOOL does (stdin, stdout, stderr, exit status) and writes a
+// pprof CPU profile to PROFILE; read it with `go tool pprof -top PROFILE`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+
+	"github.com/ck-tools/ck/lib/cli"
+	"github.com/ck-tools/ck/lib/fetch"
+	"github.com/ck-tools/ck/lib/mark"
+	"github.com/ck-tools/ck/lib/skip"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: ckprof PROFILE ckskip|ckmark|ckfetch [ARGS...]")
+		return 2
+	}
+	tools := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
+		"ckskip": skip.Main, "ckmark": mark.Main, "ckfetch": fetch.Main,
+	}
+	tool, found := tools[os.Args[2]]
+	if !found {
+		fmt.Fprintf(os.Stderr, "ckprof: unknown tool %q (ckskip, ckmark or ckfetch)\n", os.Args[2])
+		return 2
+	}
+	f, err := os.Create(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ckprof:", err)
+		return 2
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "ckprof:", err)
+		return 2
+	}
+	defer pprof.StopCPUProfile()
+	ctx, stop := cli.SignalContext(context.Background())
+	defer stop()
+	return tool(ctx, os.Args[3:], os.Stdin, os.Stdout, os.Stderr)
+}
