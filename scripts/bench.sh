@@ -190,6 +190,7 @@ interleave() {
 			elif declare -F "check_$id" >/dev/null; then
 				why=$("check_$id" 2>&1) || why=${why:-wrong output}
 			fi
+			why=${why//$'\n'/; }
 			if [ -n "$why" ]; then
 				NFAIL[$id]=$((NFAIL[$id] + 1))
 				WHY[$id]=$why
@@ -475,7 +476,7 @@ EOF
 		s=$(find "$OUT" -type f -print0 | sort -z | xargs -0 -r cat | cksum)
 		[ "$s" = "$3" ] || { echo "contents differ"; return 1; }
 	}
-	check_echo() { fcmp "$1" "$ECHO" || { echo "echoed lines differ from the input ($(wc -l <"$ECHO") of $(wc -l <"$1"))"; return 1; }; }
+	check_echo() { cmp -s "$1" "$ECHO" || { echo "echoed lines differ from the input ($(wc -l <"$ECHO") lines of $(wc -l <"$1"))"; return 1; }; }
 	prep_dl() { rm -rf "$OUT" "$ECHO" && mkdir -p "$OUT"; }
 
 	# fetch_tools NAME URLS J: defines NAME_ck, NAME_wget2, NAME_aria2, NAME_curl.
