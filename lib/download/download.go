@@ -167,8 +167,8 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 			res.Status, res.Err, res.Fatal = Failed, err, true
 		}
 	}()
-	if !f.Force {
-		if _, err := os.Stat(path); err == nil { // another process finished it while we waited
+	if !f.Force && part.contended {
+		if _, err := os.Stat(path); err == nil { // another download finished it while we waited
 			res.Status = Exists
 			return res
 		}
@@ -341,10 +341,11 @@ func netError(ctx context.Context, err error) error {
 
 // finish makes the part file durable under its final name.
 func (f *Fetcher) finish(part *partFile, path string) error {
-	if err := part.f.Sync(); err != nil {
+	if err := unix.Fsync(part.fd); err != nil {
 		return fatal(fmt.Errorf("sync %s: %w", part.name, err))
 	}
-	if err := os.Rename(part.name, path); err != nil {
+	// unix.Rename: os.Rename would first lstat the destination.
+	if err := unix.Rename(part.name, path); err != nil {
 		return fatal(fmt.Errorf("rename %s: %w", part.name, err))
 	}
 	part.done()
@@ -448,10 +449,11 @@ const saveAfter = 1 << 20
 type partFile struct {
 	name      string // PATH.part
 	meta      string // PATH.part.etag: the validator, once saved
-	f         *os.File
+	fd        int    // a raw descriptor: os.File's poller bookkeeping costs system calls
 	size      int64
 	validator string
 	saved     bool // the meta file holds validator
+	contended bool // another download of the same file held it first
 	finished  bool
 }
 
@@ -460,26 +462,36 @@ type partFile struct {
 func openPart(path string) (*partFile, error) {
 	p := &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag"}
 	for {
-		f, err := os.OpenFile(p.name, os.O_RDWR|os.O_CREATE, 0o666)
+		fd, err := unix.Open(p.name, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o666)
 		if err != nil {
 			return nil, fatal(fmt.Errorf("open %s: %w", p.name, err))
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			f.Close()
+		waited := false
+		if err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+			waited = true
+			for err = unix.Flock(fd, unix.LOCK_EX); err == unix.EINTR; {
+				err = unix.Flock(fd, unix.LOCK_EX)
+			}
+		}
+		if err != nil {
+			unix.Close(fd)
 			return nil, fatal(fmt.Errorf("lock %s: %w", p.name, err))
 		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
+		var st, now unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
 			return nil, fatal(fmt.Errorf("stat %s: %w", p.name, err))
 		}
-		// The holder before us may have finished or removed the file while we
-		// waited for the lock: then this one is no longer at that name.
-		if now, err := os.Stat(p.name); err != nil || !os.SameFile(st, now) {
-			f.Close()
+		// The holder before us may have finished (renamed) or removed the
+		// file between our open and our lock: then this one is no longer at
+		// that name, and must not be touched.
+		if err := unix.Stat(p.name, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev {
+			unix.Close(fd)
+			p.contended = true
 			continue
 		}
-		p.f, p.size = f, st.Size()
+		p.fd, p.size = fd, st.Size
+		p.contended = p.contended || waited
 		break
 	}
 	if p.size == 0 {
@@ -488,7 +500,7 @@ func openPart(path string) (*partFile, error) {
 	if v, err := os.ReadFile(p.meta); err == nil {
 		p.validator, p.saved = string(v), true
 	}
-	if _, err := p.f.Seek(p.size, io.SeekStart); err != nil {
+	if _, err := unix.Seek(p.fd, p.size, io.SeekStart); err != nil {
 		p.close()
 		return nil, fatal(fmt.Errorf("seek %s: %w", p.name, err))
 	}
@@ -499,10 +511,10 @@ func openPart(path string) (*partFile, error) {
 // validator is given.
 func (p *partFile) reset(validator string) error {
 	if p.size > 0 {
-		if err := p.f.Truncate(0); err != nil {
+		if err := unix.Ftruncate(p.fd, 0); err != nil {
 			return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
 		}
-		if _, err := p.f.Seek(0, io.SeekStart); err != nil {
+		if _, err := unix.Seek(p.fd, 0, io.SeekStart); err != nil {
 			return fatal(fmt.Errorf("seek %s: %w", p.name, err))
 		}
 	}
@@ -529,6 +541,21 @@ func (p *partFile) save() error {
 	return nil
 }
 
+// writeAll writes b to fd, as os.File.Write would, without its bookkeeping.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 var bufPool = make(chan []byte, 64)
 
 // copyFrom appends r to the part file. Errors writing are fatal; errors
@@ -550,7 +577,7 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			if _, err := p.f.Write(buf[:n]); err != nil {
+			if err := writeAll(p.fd, buf[:n]); err != nil {
 				return total, fatal(fmt.Errorf("write %s: %w", p.name, err))
 			}
 			p.size += int64(n)
@@ -584,7 +611,7 @@ func (p *partFile) done() {
 // close releases the lock. An unfinished part file keeps its validator for
 // the next run; an empty one is removed, since it holds nothing to resume.
 func (p *partFile) close() error {
-	defer p.f.Close()
+	defer unix.Close(p.fd)
 	if p.finished {
 		return nil
 	}

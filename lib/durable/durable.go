@@ -7,18 +7,20 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // SyncDir fsyncs the directory dir, so that the creation or renaming of an
 // entry in it survives a power loss (a file's own fsync does not cover its
 // name).
 func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
+		return fmt.Errorf("sync directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = unix.Fsync(fd)
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -35,11 +37,53 @@ func SyncDir(dir string) error {
 type DirSyncer struct {
 	mu   sync.Mutex
 	dirs map[string]*dirState
+	fds  map[string]int // open directories, so a sync is one system call
 }
+
+// maxOpenDirs bounds the descriptors a DirSyncer keeps open.
+const maxOpenDirs = 64
 
 type dirState struct {
 	running bool
 	waiting []chan error // callers that the next sync covers
+}
+
+// Close closes the directories kept open.
+func (s *DirSyncer) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fd := range s.fds {
+		unix.Close(fd)
+	}
+	s.fds = nil
+}
+
+// syncDir fsyncs dir through a kept descriptor when it can.
+func (s *DirSyncer) syncDir(dir string) error {
+	s.mu.Lock()
+	fd, ok := s.fds[dir]
+	s.mu.Unlock()
+	if !ok {
+		var err error
+		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("sync directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
+		}
+		s.mu.Lock()
+		if s.fds == nil {
+			s.fds = map[string]int{}
+		}
+		if len(s.fds) < maxOpenDirs {
+			s.fds[dir] = fd
+		} else {
+			defer unix.Close(fd)
+		}
+		s.mu.Unlock()
+	}
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Sync returns once dir has been fsynced after the call began.
@@ -76,7 +120,7 @@ func (s *DirSyncer) loop(dir string, st *dirState) {
 			return
 		}
 		s.mu.Unlock()
-		err := SyncDir(dir)
+		err := s.syncDir(dir)
 		for _, c := range batch {
 			c <- err
 		}

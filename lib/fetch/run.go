@@ -115,6 +115,7 @@ func openAppend(name string) (*os.File, error) {
 }
 
 func (r *run) close() {
+	r.fetcher.Dirs.Close()
 	if r.failed != nil {
 		r.failed.Close()
 	}
@@ -158,11 +159,20 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		pipeClosed   bool
 		failedReport bool
 	)
+	// Lines settled together (one result can release many waiting ones)
+	// leave in one write, at once.
+	var echoBuf []byte
 	echo := func(o outcome) {
-		if pipeClosed || fatalErr != nil {
+		echoBuf = append(append(echoBuf, o.it.line...), '\n')
+	}
+	flush := func() {
+		if len(echoBuf) == 0 || pipeClosed || fatalErr != nil {
+			echoBuf = echoBuf[:0]
 			return
 		}
-		if _, err := io.WriteString(r.stdout, o.it.line+"\n"); err != nil {
+		_, err := r.stdout.Write(echoBuf)
+		echoBuf = echoBuf[:0]
+		if err != nil {
 			if isPipeErr(err) {
 				pipeClosed = true
 				cancel(errPipe)
@@ -220,6 +230,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		}
 		if r.c.Unordered {
 			settle(o)
+			flush()
 			<-window
 			continue
 		}
@@ -234,6 +245,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 			settle(p)
 			<-window
 		}
+		flush()
 	}
 	r.prog.stop()
 	return r.finish(parent, ctx, start, frozen, notEchoed, fatalErr, pipeClosed)
