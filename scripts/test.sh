@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# test.sh: every check of the repository, and exactly what CI runs (.ci/run):
+#
+#   1. go vet ./...
+#   2. go test -race -count=1 ./...   (unit, end-to-end, crash and network tests)
+#   3. scripts/demo.sh                (interrupt and resume the used-by line)
+#   4. scripts/wrap-example.sh --self-test
+#
+# Every step runs even when an earlier one failed, so one run shows all the
+# failures; the summary at the end names them and the exit status is 1 if
+# any failed. Nothing reads the terminal: it runs the same with CI=true and
+# stdin closed. The race detector needs cgo (a C compiler); without one the
+# tests run without -race and a warning says so.
+
+usage() {
+	cat <<'USAGE'
+usage: scripts/test.sh [-h]
+  go vet, go test -race -count=1 ./..., scripts/demo.sh and
+  scripts/wrap-example.sh --self-test, from the repository root
+USAGE
+}
+
+set -eu
+set -o pipefail
+
+case "${1-}" in
+-h | --help)
+	usage
+	exit 0
+	;;
+"") ;;
+*)
+	usage >&2
+	exit 2
+	;;
+esac
+
+cd "$(dirname "$0")/.."
+exec </dev/null
+
+step() { printf '\xe2\x96\xb6 %s\n' "$*"; }
+
+failed=()
+# check NAME COMMAND...: runs the command and records NAME if it fails.
+check() {
+	local name=$1 start=$SECONDS
+	shift
+	step "$name"
+	if "$@"; then
+		step "$name: ok ($((SECONDS - start)) s)"
+	else
+		step "$name: FAILED (exit $?)"
+		failed+=("$name")
+	fi
+}
+
+race=-race
+if [ "$(go env CGO_ENABLED)" != 1 ]; then
+	race=
+	step "WARNING: cgo is off (no C compiler?), so the tests run without -race; install gcc to get it"
+fi
+
+check "go vet ./..." go vet ./...
+check "go test $race -count=1 ./..." go test $race -count=1 ./...
+check "scripts/demo.sh" bash scripts/demo.sh
+check "scripts/wrap-example.sh --self-test" bash scripts/wrap-example.sh --self-test
+
+if [ ${#failed[@]} -gt 0 ]; then
+	step "FAILED: ${failed[*]}"
+	exit 1
+fi
+step "all checks passed"
