@@ -121,7 +121,6 @@ func (r *runner) readCheckpoint(path string, set bool, log cli.Logger) error {
 	if s.Torn() {
 		log.Printf("warning: checkpoint %s: its last line has no newline (torn by a crash); ignoring that line", path)
 	}
-	r.checkpoint = path
 	if set {
 		n, err := s.Lines()
 		if err != nil {

@@ -38,7 +38,6 @@ type runner struct {
 	mode  mode
 	buf   []byte // the read buffer, kept from one input to the next
 
-	checkpoint string
 	last       checkpoint.Last // seeking: the resume key and its count
 	seen       int64           // seeking: occurrences of last.Key so far
 	otherShard bool            // seeking: last.Key is not in our shard
