@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/ck-tools/ck/lib/durable"
 	"github.com/ck-tools/ck/lib/lines"
 )
 
@@ -180,7 +181,7 @@ func (a *Appender) open(missing bool) error {
 	// been created by another process that has not got that far yet: sync
 	// too, it costs one fsync per run at most.
 	if missing || size == 0 {
-		if err := syncParentDir(filepath.Dir(a.path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(a.path)); err != nil {
 			return fmt.Errorf("create checkpoint %s: %w", a.path, err)
 		}
 	}
@@ -348,23 +349,6 @@ func flockFile(f *os.File, how int) error {
 		return err
 	}
 	return ferr
-}
-
-// syncParentDir fsyncs directory dir, which makes the creation of a file in it
-// durable (a file's own fsync does not cover its name).
-func syncParentDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return appendErr("open directory", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return appendErr("fsync directory", dir, err)
-	}
-	return nil
 }
 
 // appendErr adds "op path: " to err, dropping an *fs.PathError's own copy
