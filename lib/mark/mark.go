@@ -81,7 +81,7 @@ const (
 	// maxPending is the batch size in bytes at which the reader stops
 	// reading until the committer takes the batch, which bounds memory
 	// when the disk is slower than stdin (plus one line of any length).
-	maxPending = 8 << 20
+	maxPending = 4 << 20
 	// tailShown is how much of an unrecorded unterminated line a warning
 	// quotes.
 	tailShown = 80
