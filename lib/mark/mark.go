@@ -38,6 +38,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ck-tools/ck/lib/checkpoint"
 	"github.com/ck-tools/ck/lib/cli"
 	"github.com/ck-tools/ck/lib/lines"
@@ -118,6 +120,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		signal.Notify(pipe, syscall.SIGPIPE)
 		defer signal.Stop(pipe)
 	}
+	growPipe(stdin)
 	go r.read(stdin)
 	status := r.commit(ctx, log)
 	if err := app.Close(); err != nil && status == cli.ExitOK {
@@ -416,4 +419,20 @@ func (r *run) status(ctx context.Context, log cli.Logger, teeStatus int) int {
 		return s
 	}
 	return cli.ExitInterrupted
+}
+
+// growPipe asks for a 1 MiB pipe buffer when stdin is a pipe. With the
+// default 64 KiB, a fast writer wakes ckmark's reader (and its hand-off of
+// the batch to the committer) sixteen times as often. Failure is harmless.
+func growPipe(stdin io.Reader) {
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return
+	}
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+	}
 }
