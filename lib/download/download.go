@@ -403,9 +403,8 @@ var errStalled = errors.New("stalled: no data received within the stall timeout"
 
 // stallTimer cancels an attempt when no body byte arrives for a while.
 type stallTimer struct {
-	d     time.Duration
-	t     *time.Timer
-	fired func(error)
+	d time.Duration
+	t *time.Timer
 }
 
 func newStallTimer(d time.Duration, cancel context.CancelCauseFunc) *stallTimer {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -87,14 +86,6 @@ func checkDir(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
-}
-
-// absDir is dir made absolute, so that names stay right whatever the process does.
-func absDir(dir string) string {
-	if a, err := filepath.Abs(dir); err == nil {
-		return a
-	}
-	return dir
 }
 
 func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
