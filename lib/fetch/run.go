@@ -149,16 +149,21 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go r.dispatch(ctx, items, window, dispatched)
 
 	var (
-		pending      = map[int64]outcome{}
-		next, seen   int64
-		total        int64 = -1
-		frozen       bool  // a failure without --failed: no more echo
-		stopped      bool  // an interrupted line: nothing after it is settled
-		notEchoed    int64
-		fatalErr     error
-		pipeClosed   bool
-		failedReport bool
+		pending    = map[int64]outcome{}
+		next, seen int64
+		total      int64 = -1
+		frozen     bool  // a failure without --failed: no more echo
+		stopped    bool  // an interrupted line: nothing after it is settled
+		notEchoed  int64
+		fatalErr   error // local state failed: the run stops, nothing more is echoed
+		pipeClosed bool
 	)
+	fail := func(err error) {
+		if fatalErr == nil {
+			fatalErr = err
+			cancel(err)
+		}
+	}
 	// Lines settled together (one result can release many waiting ones)
 	// leave in one write, at once.
 	var echoBuf []byte
@@ -178,8 +183,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 				cancel(errPipe)
 				return
 			}
-			fatalErr = fmt.Errorf("write stdout: %w", err)
-			cancel(fatalErr)
+			fail(fmt.Errorf("write stdout: %w", err))
 		}
 	}
 	settle := func(o outcome) {
@@ -211,22 +215,16 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		r.account(o)
 		if o.res.Status == download.Failed {
 			if o.res.Fatal {
-				if fatalErr == nil {
-					fatalErr = o.res.Err
-					cancel(fatalErr)
-				}
+				fail(o.res.Err)
 			} else {
 				r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
-				if err := r.recordFailure(o); err != nil && fatalErr == nil {
-					fatalErr = err
-					cancel(fatalErr)
+				if err := r.recordFailure(o); err != nil {
+					fail(err)
 				}
 			}
 		}
-		if err := r.writeReport(o); err != nil && !failedReport {
-			failedReport = true
-			fatalErr = cmpErr(fatalErr, err)
-			cancel(fatalErr)
+		if err := r.writeReport(o); err != nil {
+			fail(err)
 		}
 		if r.c.Unordered {
 			settle(o)
@@ -249,13 +247,6 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	}
 	r.prog.stop()
 	return r.finish(parent, ctx, start, frozen, notEchoed, fatalErr, pipeClosed)
-}
-
-func cmpErr(old, err error) error {
-	if old != nil {
-		return old
-	}
-	return err
 }
 
 // finish prints the summary and the last words, and chooses the exit status.
