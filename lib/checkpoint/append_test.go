@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,40 @@ func TestBatchAdd(t *testing.T) {
 				t.Errorf("Lines(), Len() = %d, %d; want %d, %d", b.Lines(), b.Len(), tt.n, len(tt.want))
 			}
 		})
+	}
+}
+
+// AddLines gives exactly what one Add per line gives, on random blocks
+// mixing lines that are copied unchanged with every kind that is not.
+func TestBatchAddLinesMatchesAdd(t *testing.T) {
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	pieces := []string{"a", "b c", " ", "\t", "\r", "\n", "\r\n", "\n", "\xff", "\xEF\xBB\xBF", "https://example.org/p"}
+	for round := range 2000 {
+		var p []byte
+		for range rng.IntN(40) {
+			p = append(p, pieces[rng.IntN(len(pieces))]...)
+		}
+		if round%50 == 0 {
+			p = append(p, bytes.Repeat([]byte("L"), rng.IntN(100<<10))...)
+			p = append(p, pieces[rng.IntN(len(pieces))]...)
+		}
+		want, got := batchOf("x"), batchOf("x") // AddLines appends to what is there
+		wantN := 0
+		for rest := p; len(rest) > 0; {
+			i := bytes.IndexByte(rest, '\n') + 1
+			if i == 0 {
+				i = len(rest)
+			}
+			if want.Add(rest[:i]) {
+				wantN++
+			}
+			rest = rest[i:]
+		}
+		if n := got.AddLines(p); n != wantN || !bytes.Equal(got.Bytes(), want.Bytes()) || got.Lines() != want.Lines() || got.Len() != want.Len() {
+			t.Fatalf("seed %d: AddLines(%q) = %d, batch %q with %d lines; want %d, %q with %d lines",
+				seed, p, n, got.Bytes(), got.Lines(), wantN, want.Bytes(), want.Lines())
+		}
 	}
 }
 

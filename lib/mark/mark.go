@@ -2,14 +2,17 @@
 // a checkpoint file durably, with group commit, and optionally copies each
 // line to stdout once it is durable.
 //
-// Design. A reader goroutine parses stdin into lines, appending them to a
-// batch; the committer (Main's goroutine) takes the batch, leaving an empty
-// one in its place, and appends it with one Write and one fsync
+// Design. A reader goroutine reads stdin in blocks and adds the whole lines
+// of each block to a batch (Batch.AddLines copies runs of lines that need
+// no change in one go: per-line work would cost more CPU than the write);
+// the start of a line that a block cuts off waits in the read buffer for
+// the next block. The committer (Main's goroutine) takes the batch, leaving
+// an empty one in its place, and appends it with one Write and one fsync
 // (checkpoint.Appender). The reader lends its batch to the committer only
-// while it reads stdin (the batch's lines are then all parsed), so lines are
-// copied once, from the read buffer into the batch, and a line never waits
-// in the reader while it blocks. Lines that arrive while a batch
-// is being fsynced go into the next one, so fast input makes big batches and
+// while it reads stdin (the batch's lines are then all parsed), so lines
+// are copied once, from the read buffer into the batch, and a line never
+// waits in the reader while it blocks. Lines that arrive while a batch is
+// being fsynced go into the next one, so fast input makes big batches and
 // few fsyncs by itself. On top of that, --sync-every D is a deliberate
 // window: a batch is committed once its oldest line has waited D, or at once
 // when it reaches commitAt bytes, when input ends, or after a signal. The
@@ -26,6 +29,7 @@
 package mark
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -92,7 +96,18 @@ const (
 	// (its data may already be out of the pipe) is parsed and committed;
 	// one still blocked after that is abandoned, with nothing in it.
 	readGrace = 50 * time.Millisecond
+	// readSize is the size of the reads of stdin: small enough that a
+	// block is still in the CPU cache when its lines are copied into the
+	// batch. A longer line grows the read buffer to hold it whole.
+	readSize = 256 << 10
+	// maxEmptyReads is how many reads of stdin in a row may return
+	// nothing and no error before reading gives up (as bufio.Reader).
+	maxEmptyReads = 100
 )
+
+// bom is the UTF-8 byte order mark, dropped at the start of stdin as
+// lines.Reader does.
+var bom = []byte{0xEF, 0xBB, 0xBF}
 
 // errStopped ends the reader once the committer stops.
 var errStopped = errors.New("stopped")
@@ -187,7 +202,7 @@ func newRun(app *checkpoint.Appender, window time.Duration) *run {
 // it grows as lines come.
 func newBatch() *checkpoint.Batch {
 	b := new(checkpoint.Batch)
-	b.Grow(commitAt + lines.BufSize)
+	b.Grow(commitAt + readSize)
 	return b
 }
 
@@ -199,21 +214,56 @@ func (r *run) notify() {
 	}
 }
 
-// read parses stdin into r.fill, lending it to the committer before each
-// Read of stdin, that is whenever parsing runs out of buffered input.
+// read reads stdin in blocks and adds the whole lines of each to r.fill,
+// lending it to the committer during each Read of stdin. What follows the
+// last "\n" of a block (the start of a line) stays in buf for the next
+// Read; buf doubles when one line does not fit in it.
 func (r *run) read(stdin io.Reader) {
-	lr := lines.NewReader(hookReader{r: stdin, run: r})
+	buf := make([]byte, readSize)
+	n := 0          // bytes held in buf: the start of a line
+	scanned := 0    // of which this many are known to hold no "\n"
+	start := true   // a BOM at the start of stdin may not be complete yet
+	emptyReads := 0 // in a row
 	for {
-		line, terminated, err := lr.Next()
-		if err != nil {
+		if err := r.lend(); err != nil {
 			r.finish(err, nil)
 			return
 		}
-		if !terminated {
-			r.finish(io.EOF, line)
+		m, err := stdin.Read(buf[n:])
+		if !r.reclaim() {
+			r.finish(errStopped, nil)
 			return
 		}
-		r.fill.Add(line)
+		n += m
+		if m > 0 || err != nil {
+			emptyReads = 0
+		} else if emptyReads++; emptyReads == maxEmptyReads {
+			err = io.ErrNoProgress
+		}
+		if start && (n >= len(bom) || err != nil) {
+			start = false
+			if bytes.HasPrefix(buf[:n], bom) {
+				n = copy(buf, buf[len(bom):n])
+			}
+		}
+		if !start {
+			if last := bytes.LastIndexByte(buf[scanned:n], '\n'); last >= 0 {
+				end := scanned + last + 1
+				r.fill.AddLines(buf[:end])
+				n = copy(buf, buf[end:n])
+			}
+			scanned = n
+		}
+		switch {
+		case err == io.EOF:
+			r.finish(err, buf[:n])
+			return
+		case err != nil: // the start of a line in buf is dropped
+			r.finish(err, nil)
+			return
+		case n == len(buf): // a line longer than buf
+			buf = append(buf, make([]byte, len(buf))...)
+		}
 	}
 }
 
@@ -274,23 +324,6 @@ func (r *run) finish(err error, tail []byte) {
 		r.tailLen = len(tail)
 	}
 	r.notify()
-}
-
-// hookReader lends the batch to the committer during each Read of stdin.
-type hookReader struct {
-	r   io.Reader
-	run *run
-}
-
-func (h hookReader) Read(p []byte) (int, error) {
-	if err := h.run.lend(); err != nil {
-		return 0, err
-	}
-	n, err := h.r.Read(p)
-	if !h.run.reclaim() {
-		return 0, errStopped
-	}
-	return n, err
 }
 
 // commit is the committer loop. It returns the exit status once everything
