@@ -114,6 +114,7 @@ func NewClient(connect, stall time.Duration, jobs, perHost int) *http.Client {
 		ResponseHeaderTimeout: stall,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
+		ReadBufferSize:        32 << 10, // headers and a small body in one read
 	}
 	return &http.Client{
 		Transport: tr,
