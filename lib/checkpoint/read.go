@@ -18,8 +18,6 @@ const blockSize = 1 << 20
 // keyBatch is at most how many keys Keys passes to its function at once.
 const keyBatch = 4096
 
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
 // Snapshot is a checkpoint file as it was when opened: its complete lines
 // then. Bytes appended later are never read, so a ckmark appending at the
 // same time cannot change what the reader sees half way through.
@@ -62,8 +60,8 @@ func Open(name string) (*Snapshot, error) {
 	}
 	s.f, s.size = f, info.Size()
 	var head [3]byte
-	if n, _ := f.ReadAt(head[:], 0); n == len(bom) && bytes.Equal(head[:], bom) {
-		s.start = int64(len(bom))
+	if n, _ := f.ReadAt(head[:], 0); n == len(lines.BOM) && bytes.Equal(head[:], lines.BOM) {
+		s.start = int64(len(lines.BOM))
 	}
 	nl, err := s.prevNewline(s.size)
 	if err != nil {

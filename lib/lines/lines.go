@@ -10,8 +10,23 @@ import (
 	"io"
 )
 
-// bom is the UTF-8 byte order mark, which is not part of a file's first line.
-var bom = []byte{0xEF, 0xBB, 0xBF}
+// BOM is the UTF-8 byte order mark, which is not part of a file's first line.
+var BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// TrimBOM is for readers that read blocks rather than lines: buf[:n] holds
+// the first bytes of an input, and ended tells whether the input may have
+// more. Once enough bytes are in to decide (decided), a leading BOM has been
+// removed from buf in place and n is the new count; until then, read more
+// and call again.
+func TrimBOM(buf []byte, n int, ended bool) (newN int, decided bool) {
+	if n < len(BOM) && !ended {
+		return n, false
+	}
+	if bytes.HasPrefix(buf[:n], BOM) {
+		n = copy(buf, buf[len(BOM):n])
+	}
+	return n, true
+}
 
 // BufSize is the read buffer of a Reader. Longer lines still work; they are
 // gathered in a separate, growing buffer.
@@ -37,8 +52,8 @@ func NewReader(r io.Reader) *Reader {
 func (r *Reader) Next() (line []byte, terminated bool, err error) {
 	if r.start {
 		r.start = false
-		if p, _ := r.r.Peek(len(bom)); bytes.Equal(p, bom) {
-			r.r.Discard(len(bom))
+		if p, _ := r.r.Peek(len(BOM)); bytes.Equal(p, BOM) {
+			r.r.Discard(len(BOM))
 		}
 	}
 	line, err = r.r.ReadSlice('\n')

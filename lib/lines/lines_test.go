@@ -89,3 +89,26 @@ func TestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestTrimBOM(t *testing.T) {
+	tests := []struct {
+		in      string
+		ended   bool
+		want    string
+		decided bool
+	}{
+		{"\xEF\xBB\xBFab", false, "ab", true},
+		{"ab\n", false, "ab\n", true},
+		{"\xEF\xBB", false, "\xEF\xBB", false}, // too short to tell: read more
+		{"\xEF\xBB", true, "\xEF\xBB", true},   // the whole input
+		{"\xEF\xBB\xBF", true, "", true},
+		{"", true, "", true},
+	}
+	for _, tt := range tests {
+		buf := []byte(tt.in)
+		n, decided := lines.TrimBOM(buf, len(buf), tt.ended)
+		if string(buf[:n]) != tt.want || decided != tt.decided {
+			t.Errorf("TrimBOM(%q, ended=%v) = %q, %v; want %q, %v", tt.in, tt.ended, buf[:n], decided, tt.want, tt.decided)
+		}
+	}
+}

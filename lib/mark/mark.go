@@ -105,10 +105,6 @@ const (
 	maxEmptyReads = 100
 )
 
-// bom is the UTF-8 byte order mark, dropped at the start of stdin as
-// lines.Reader does.
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
 // errStopped ends the reader once the committer stops.
 var errStopped = errors.New("stopped")
 
@@ -240,11 +236,10 @@ func (r *run) read(stdin io.Reader) {
 		} else if emptyReads++; emptyReads == maxEmptyReads {
 			err = io.ErrNoProgress
 		}
-		if start && (n >= len(bom) || err != nil) {
-			start = false
-			if bytes.HasPrefix(buf[:n], bom) {
-				n = copy(buf, buf[len(bom):n])
-			}
+		if start {
+			var decided bool
+			n, decided = lines.TrimBOM(buf, n, err != nil)
+			start = !decided
 		}
 		if !start {
 			if last := bytes.LastIndexByte(buf[scanned:n], '\n'); last >= 0 {

@@ -19,8 +19,6 @@ const blockSize = 1 << 20
 // setBatch is how many keys are looked up in the set at once.
 const setBatch = 256
 
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
 type mode int
 
 const (
@@ -66,11 +64,10 @@ func (r *runner) file(rd io.Reader) error {
 		m, err := rd.Read(buf[n:])
 		n += m
 		full := n == len(buf)
-		if start && (n >= len(bom) || err != nil) {
-			start = false
-			if bytes.HasPrefix(buf[:n], bom) {
-				n = copy(buf, buf[len(bom):n])
-			}
+		if start {
+			var decided bool
+			n, decided = lines.TrimBOM(buf, n, err != nil)
+			start = !decided
 		}
 		if err != nil && err != io.EOF {
 			return err
