@@ -31,6 +31,13 @@
 //	noetag=1         no ETag header; nolastmod=1: no Last-Modified header
 //	redirect=N       a chain of N 302 redirects to the same URL with redirect=N-1
 //	                 (the last hop drops the option) before the content
+//	short206=N       a ranged answer (206) sends at most N bytes, with an honest
+//	                 Content-Range ending there ("bytes A-(A+N-1)/SIZE"): the client
+//	                 must ask again for the rest
+//	ignoreifrange=1  Range is honoured whatever If-Range says; with etag=changing a
+//	                 resumed request gets a 206 of the NEW version, with its new ETag
+//	weaklastmod=1    no ETag, and a Last-Modified equal to Date (both the version's
+//	                 fixed time): a weak validator, which a client must not resume on
 //	tag=ANY          ignored: makes a distinct URL (and counters) for the same body
 //
 // Unknown options are a 400, so a typo does not silently test nothing. The
@@ -39,6 +46,9 @@
 // query), from the start of the server or the last Reset. Faults at byte N
 // trigger only when the body has more than N bytes to send; with gzip they
 // count compressed bytes. HEAD gets the headers of GET.
+//
+// The server counts the TCP connections it accepts (Stats.Conns, Server.Conns),
+// so a test can see whether a client reuses them.
 //
 // Responses carry a strong ETag and a Last-Modified, honour a single Range
 // (206 with Content-Range; 416 with "Content-Range: bytes */SIZE" when
@@ -75,6 +85,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
+	conns   int
 	total   int
 	bytes   int64
 	urls    map[string]*URLStats
@@ -102,6 +113,7 @@ type URLStats struct {
 
 // Stats is a snapshot of the server's counters, and the JSON of /_stats.
 type Stats struct {
+	Conns      int                 `json:"conns"` // TCP connections accepted
 	Requests   int                 `json:"requests"`
 	Bytes      int64               `json:"bytes"`
 	URLs       map[string]URLStats `json:"urls"`
@@ -134,6 +146,13 @@ func newServer() *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.Server = httptest.NewUnstartedServer(s)
 	s.Config.BaseContext = func(net.Listener) context.Context { return s.ctx }
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
 	return s
 }
 
@@ -175,6 +194,14 @@ func (s *Server) URLStats(u string) URLStats {
 	return URLStats{}
 }
 
+// Conns returns how many TCP connections the server accepted (those of
+// /_stats and /_reset included), since the start or the last Reset.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
 // TotalRequests returns how many requests the server got, /_stats and
 // /_reset excluded.
 func (s *Server) TotalRequests() int {
@@ -203,7 +230,7 @@ func (s *Server) Log() []Request {
 func (s *Server) Stats(withLog bool) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Requests: s.total, Bytes: s.bytes, URLs: make(map[string]URLStats, len(s.urls))}
+	st := Stats{Conns: s.conns, Requests: s.total, Bytes: s.bytes, URLs: make(map[string]URLStats, len(s.urls))}
 	for k, v := range s.urls {
 		st.URLs[k] = *v
 	}
@@ -214,13 +241,13 @@ func (s *Server) Stats(withLog bool) Stats {
 	return st
 }
 
-// Reset clears the counters and the log, which also re-arms every "first K
+// Reset clears the counters (Conns too) and the log, which also re-arms every "first K
 // requests" fault and restarts etag=changing versions.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	s.total, s.bytes, s.dropped = 0, 0, 0
+	s.conns, s.total, s.bytes, s.dropped = 0, 0, 0, 0
 	s.urls = make(map[string]*URLStats)
 	s.log = nil
 }

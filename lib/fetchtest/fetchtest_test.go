@@ -585,3 +585,111 @@ func TestListen(t *testing.T) {
 		t.Error("listening twice on one address did not fail")
 	}
 }
+
+// short206=N: every ranged answer stops after N bytes and says so in an
+// honest Content-Range; the whole body still comes in pieces.
+func TestShort206(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	const u = "/f/s?size=100&short206=30"
+	body := fetchtest.Body("s", 100)
+	tests := []struct {
+		rng, contRange string
+		from, to       int
+	}{
+		{"bytes=10-", "bytes 10-39/100", 10, 40},
+		{"bytes=80-", "bytes 80-99/100", 80, 100},
+		{"bytes=0-9", "bytes 0-9/100", 0, 10},
+	}
+	for _, tt := range tests {
+		resp, b := mustGet(t, srv.Client(), srv.URL+u, "Range", tt.rng)
+		if resp.StatusCode != 206 || resp.Header.Get("Content-Range") != tt.contRange || resp.ContentLength != int64(tt.to-tt.from) {
+			t.Errorf("%s: status %d, Content-Range %q, length %d; want 206, %q, %d",
+				tt.rng, resp.StatusCode, resp.Header.Get("Content-Range"), resp.ContentLength, tt.contRange, tt.to-tt.from)
+		}
+		if !bytes.Equal(b, body[tt.from:tt.to]) {
+			t.Errorf("%s: body is not body[%d:%d]", tt.rng, tt.from, tt.to)
+		}
+	}
+	if resp, b := mustGet(t, srv.Client(), srv.URL+u); resp.StatusCode != 200 || !bytes.Equal(b, body) {
+		t.Errorf("no Range: status %d with %d bytes, want 200 with all 100", resp.StatusCode, len(b))
+	}
+	if resp, _ := mustGet(t, srv.Client(), srv.URL+"/f/s?short206=0"); resp.StatusCode != 400 {
+		t.Errorf("short206=0: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// ignoreifrange=1 with etag=changing: a Range request whose If-Range names
+// the old version gets a 206 of the new one, with the new ETag.
+func TestIgnoreIfRange(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	for _, tt := range []struct {
+		url    string
+		status int
+	}{
+		{"/f/i?size=500&etag=changing", 200},
+		{"/f/i?size=500&etag=changing&ignoreifrange=1", 206},
+	} {
+		r1, _ := mustGet(t, srv.Client(), srv.URL+tt.url)
+		r2, b2 := mustGet(t, srv.Client(), srv.URL+tt.url, "Range", "bytes=100-", "If-Range", r1.Header.Get("ETag"))
+		if r2.StatusCode != tt.status {
+			t.Errorf("%s: status %d, want %d", tt.url, r2.StatusCode, tt.status)
+		}
+		if r2.Header.Get("ETag") == r1.Header.Get("ETag") {
+			t.Errorf("%s: the second answer kept the ETag %s", tt.url, r1.Header.Get("ETag"))
+		}
+		from := 0
+		if tt.status == 206 {
+			from = 100
+		}
+		if !bytes.Equal(b2, fetchtest.BodyVersion("i", 2, 500)[from:]) {
+			t.Errorf("%s: the second body is not version 2 from byte %d", tt.url, from)
+		}
+	}
+}
+
+// weaklastmod=1: no ETag, and Last-Modified equals Date.
+func TestWeakLastModified(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	resp, b := mustGet(t, srv.Client(), srv.URL+"/f/w?size=50&weaklastmod=1")
+	lm, date := resp.Header.Get("Last-Modified"), resp.Header.Get("Date")
+	if resp.Header.Get("ETag") != "" || lm == "" || lm != date {
+		t.Errorf("ETag %q, Last-Modified %q, Date %q; want no ETag and Last-Modified = Date",
+			resp.Header.Get("ETag"), lm, date)
+	}
+	if !bytes.Equal(b, fetchtest.Body("w", 50)) {
+		t.Error("the body is not Body(w, 50)")
+	}
+	resp, _ = mustGet(t, srv.Client(), srv.URL+"/f/w?size=50")
+	if resp.Header.Get("Last-Modified") == resp.Header.Get("Date") {
+		t.Error("without weaklastmod, Last-Modified equals Date")
+	}
+}
+
+// Conns counts accepted connections: one kept-alive client uses one, a
+// client that closes each connection uses one per request; Reset clears it.
+func TestConns(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	keep := &http.Client{Transport: &http.Transport{}}
+	for range 5 {
+		mustGet(t, keep, srv.URL+"/f/a?size=10")
+	}
+	if got := srv.Conns(); got != 1 {
+		t.Errorf("5 requests on a kept-alive client: %d connections, want 1", got)
+	}
+	srv.Reset()
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 5 {
+		mustGet(t, fresh, srv.URL+"/f/a?size=10")
+	}
+	if got := srv.Conns(); got != 5 {
+		t.Errorf("5 requests without keep-alive: %d connections, want 5", got)
+	}
+	st, err := fetchtest.GetStats(srv.URL)
+	if err != nil || st.Conns < 5 {
+		t.Errorf("/_stats conns %d (err %v), want at least 5", st.Conns, err)
+	}
+}

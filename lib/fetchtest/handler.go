@@ -37,6 +37,9 @@ type options struct {
 	noETag     bool
 	noLastMod  bool
 	redirect   int
+	short206   int64 // a ranged answer sends at most this many bytes, 0: no limit
+	ignoreIf   bool  // ignoreifrange=1
+	weakMod    bool  // weaklastmod=1
 }
 
 func parseOptions(q url.Values) (options, error) {
@@ -125,6 +128,12 @@ func parseOptions(q url.Values) (options, error) {
 			o.changing = true
 		case "redirect":
 			o.redirect = int(num(k, 0))
+		case "short206":
+			o.short206 = num(k, 1)
+		case "ignoreifrange":
+			o.ignoreIf = flag(k)
+		case "weaklastmod":
+			o.weakMod = flag(k)
 		case "tag":
 		default:
 			err = fmt.Errorf("unknown option %q (see the fetchtest package comment)", k)
@@ -244,6 +253,13 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, e *entry) {
 	mod := modTime(version).Format(http.TimeFormat)
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	if o.weakMod {
+		// Modified in the second of the answer: a weak validator (RFC 9110
+		// 8.8.2.2). Date is the same fixed time, so the answer does not depend
+		// on the clock.
+		o.noETag = true
+		h.Set("Date", mod)
+	}
 	if !o.noETag {
 		h.Set("ETag", tag)
 	}
@@ -261,7 +277,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, e *entry) {
 
 	start, end := int64(0), o.size // the body is [start, end)
 	status := http.StatusOK
-	if rg := r.Header.Get("Range"); rg != "" && rangeOK && ifRangeMatches(r.Header.Get("If-Range"), tag, mod, o) {
+	if rg := r.Header.Get("Range"); rg != "" && rangeOK && (o.ignoreIf || ifRangeMatches(r.Header.Get("If-Range"), tag, mod, o)) {
 		a, b, ok, satisfiable := parseRange(rg, o.size)
 		switch {
 		case ok && !satisfiable:
@@ -270,6 +286,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, e *entry) {
 			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
 			return
 		case ok:
+			if o.short206 > 0 {
+				b = min(b, a+o.short206)
+			}
 			start, end, status = a, b, http.StatusPartialContent
 			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b-1, o.size))
 		}
