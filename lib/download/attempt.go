@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,23 +60,39 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 	res.HTTPStatus = resp.StatusCode
 	res.FinalURL = resp.Request.URL.String()
 
+	// end is where this body should end in the file, total the size the
+	// server stated for the whole resource; -1: not known.
+	end, total := int64(-1), int64(-1)
 	switch {
 	case resp.StatusCode == http.StatusPartialContent:
-		startAt, _, ok := contentRange(resp.Header.Get("Content-Range"))
-		if offset == 0 || !ok || startAt != offset {
+		cr, ok := contentRange(resp.Header.Get("Content-Range"))
+		if offset == 0 || !ok || cr.start != offset || cr.end < cr.start || (cr.total >= 0 && cr.end >= cr.total) ||
+			(resp.ContentLength >= 0 && resp.ContentLength != cr.end-cr.start+1) {
 			// Not the range we asked for: start over rather than guess.
+			f.drain(resp, stall)
 			if err := part.reset(""); err != nil {
 				return err
 			}
 			return retryable{err: fmt.Errorf("server sent range %q for a request from byte %d", resp.Header.Get("Content-Range"), offset)}
 		}
+		if v := validator(resp.Header); v != part.validator {
+			// A server that ignores If-Range: these are another version's bytes.
+			f.drain(resp, stall)
+			if err := part.reset(""); err != nil {
+				return err
+			}
+			return retryable{err: fmt.Errorf("the resource changed (validator %q, not %q): starting again", v, part.validator)}
+		}
+		end, total = cr.end+1, cr.total
 	case resp.StatusCode == http.StatusOK:
 		offset = 0
 		if err := part.reset(validator(resp.Header)); err != nil {
 			return err
 		}
+		end, total = resp.ContentLength, resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
-		if _, total, ok := contentRange(resp.Header.Get("Content-Range")); ok && total == part.size {
+		f.drain(resp, stall)
+		if cr, ok := contentRange(resp.Header.Get("Content-Range")); ok && cr.start < 0 && cr.total == part.size {
 			return nil // killed between the last byte and the rename: the part is whole
 		}
 		if err := part.reset(""); err != nil {
@@ -83,6 +100,7 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		}
 		return retryable{err: errors.New("HTTP 416: the partial file does not fit the resource any more; starting again")}
 	default:
+		f.drain(resp, stall)
 		err := fmt.Errorf("HTTP %s", resp.Status)
 		if resp.StatusCode == 408 || resp.StatusCode == 429 || resp.StatusCode >= 500 {
 			return retryable{err: err, after: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
@@ -99,40 +117,104 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		}
 		return netError(ctx, err)
 	}
-	if resp.ContentLength >= 0 && part.size != offset+resp.ContentLength {
-		return retryable{err: fmt.Errorf("truncated body: %d of %d bytes", part.size-offset, resp.ContentLength)}
+	switch {
+	case end >= 0 && part.size < end:
+		return retryable{err: fmt.Errorf("truncated body: %d of %d bytes", part.size-offset, end-offset)}
+	case end >= 0 && part.size > end: // a chunked 206 longer than its range
+		if err := part.reset(""); err != nil {
+			return err
+		}
+		return retryable{err: fmt.Errorf("server sent more than the range %q", resp.Header.Get("Content-Range"))}
+	case total < 0 || part.size == total:
+		return nil // no total stated (a 200 without Content-Length): final at a clean end
+	case n == 0:
+		return retryable{err: fmt.Errorf("HTTP 206 brought no byte of the %d missing", total-part.size)}
 	}
-	return nil
+	return errShort // a short 206: its bytes are kept, the rest comes next
 }
 
-// validator returns the value for If-Range: a strong ETag, else Last-Modified.
+// errShort ends an attempt whose 206 stopped before the total: it brought
+// bytes, so asking again at once for the rest is not a failed attempt.
+var errShort = errors.New("the server sent part of the rest")
+
+// drain reads what is left of a small body that is not kept (an error, a
+// refused 206) so that its connection can be used again, instead of costing
+// a new one (and a TLS handshake). At most maxDrain bytes, within the stall
+// timeout (drainTimeout when there is none); a longer body is closed unread.
+func (f *Fetcher) drain(resp *http.Response, stall *stallTimer) {
+	if resp.ContentLength > maxDrain {
+		return
+	}
+	if stall.t == nil {
+		t := time.AfterFunc(drainTimeout, stall.cancel)
+		defer t.Stop()
+	}
+	io.Copy(io.Discard, io.LimitReader(stall.reader(resp.Body), maxDrain))
+}
+
+// maxDrain is the most drain reads of a body it throws away; drainTimeout
+// bounds its time when no stall timeout is set.
+const (
+	maxDrain     = 64 << 10
+	drainTimeout = 2 * time.Second
+)
+
+// validator returns the value for If-Range: a strong ETag, else a
+// Last-Modified that is a strong validator (RFC 9110 8.8.2.2: at least one
+// second older than the response's Date), else "": a weak validator could
+// glue two versions of a resource changed within one second, so it means no
+// resume.
 func validator(h http.Header) string {
 	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		return etag
 	}
-	return h.Get("Last-Modified")
+	lm := h.Get("Last-Modified")
+	mod, err := http.ParseTime(lm)
+	if err != nil {
+		return ""
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil || date.Sub(mod) < time.Second {
+		return ""
+	}
+	return lm
 }
 
-// contentRange parses "bytes START-END/TOTAL" and "bytes */TOTAL".
-func contentRange(s string) (start, total int64, ok bool) {
+// byteRange is a parsed Content-Range: bytes start-end/total, with start -1
+// for "bytes */total" and total -1 for "bytes start-end/*".
+type byteRange struct{ start, end, total int64 }
+
+// contentRange parses "bytes START-END/TOTAL", "bytes START-END/*" and
+// "bytes */TOTAL".
+func contentRange(s string) (r byteRange, ok bool) {
 	rest, found := strings.CutPrefix(s, "bytes ")
 	if !found {
-		return 0, 0, false
+		return r, false
 	}
 	span, size, found := strings.Cut(rest, "/")
 	if !found {
-		return 0, 0, false
+		return r, false
 	}
-	total, err := strconv.ParseInt(size, 10, 64)
-	if err != nil {
-		total = -1
+	r.total = -1
+	if size != "*" {
+		t, err := strconv.ParseInt(size, 10, 64)
+		if err != nil || t < 0 {
+			return r, false
+		}
+		r.total = t
 	}
 	if span == "*" {
-		return -1, total, err == nil
+		r.start, r.end = -1, -1
+		return r, r.total >= 0
 	}
-	first, _, found := strings.Cut(span, "-")
-	start, err2 := strconv.ParseInt(first, 10, 64)
-	return start, total, found && err2 == nil
+	first, last, found := strings.Cut(span, "-")
+	a, err1 := strconv.ParseInt(first, 10, 64)
+	b, err2 := strconv.ParseInt(last, 10, 64)
+	if !found || err1 != nil || err2 != nil || a < 0 {
+		return r, false
+	}
+	r.start, r.end = a, b
+	return r, true
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date.

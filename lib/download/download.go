@@ -118,6 +118,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 	}
 
 	backoff := f.Backoff
+	failures := 0 // attempts that failed; a short 206 that brought bytes is not one
 	for {
 		res.Attempts++
 		err := f.attempt(ctx, part, rawURL, host, &res)
@@ -131,8 +132,12 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 		if ctx.Err() != nil {
 			return f.end(&res, context.Canceled)
 		}
+		if err == errShort {
+			continue // each one brings a byte at least: the loop ends
+		}
+		failures++
 		var r retryable
-		if !errors.As(err, &r) || res.Attempts > f.Retries {
+		if !errors.As(err, &r) || failures > f.Retries {
 			return f.end(&res, err)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter keeps many clients apart

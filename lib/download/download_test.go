@@ -173,20 +173,29 @@ func TestResumeRestarts(t *testing.T) {
 // validator, as a run killed before its rename would.
 func partWith(t *testing.T, srv *fetchtest.Server, path string, data []byte) string {
 	t.Helper()
+	dest := filepath.Join(t.TempDir(), "file")
+	leavePart(t, dest, data, etagOf(t, srv, path))
+	srv.Reset()
+	return dest
+}
+
+// etagOf returns the ETag of srv's path.
+func etagOf(t *testing.T, srv *fetchtest.Server, path string) string {
+	t.Helper()
 	resp, err := http.Head(srv.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	dest := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(dest+".part", data, 0o666); err != nil {
+	return resp.Header.Get("ETag")
+}
+
+// leavePart leaves dest's .part holding data, recorded with validator.
+func leavePart(t *testing.T, dest string, data []byte, validator string) {
+	t.Helper()
+	if err := download.WritePart(dest, data, validator); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dest+".part.etag", []byte(resp.Header.Get("ETag")), 0o666); err != nil {
-		t.Fatal(err)
-	}
-	srv.Reset()
-	return dest
 }
 
 // A 416 whose Content-Range size equals the .part size means the .part is

@@ -7,27 +7,125 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ck-tools/ck/lib/outname"
 )
 
-// saveAfter is the size from which a .part file's validator is written down
-// while the download runs. Below it, the validator is written only when an
-// attempt ends without finishing: a small file killed with SIGKILL restarts
-// from zero, which costs less than one more file per download would.
-const saveAfter = 1 << 20
+// saveAfter is the size from which a .part file is worth resuming: its
+// record (see partRecord) is written before the write that takes the file to
+// saveAfter bytes, so after kill -9 any .part of that size or more resumes.
+// Below it nothing is written besides the bytes, unless an attempt ends
+// without finishing: a small file killed with SIGKILL restarts from zero,
+// which costs less than a record per download would.
+const saveAfter = 64 << 10
+
+// syncEvery is how often the bytes of a resumable .part file are fsynced:
+// at every multiple of 8 MiB, after which the record names that length as
+// durable. After a power loss at most the bytes since the last multiple are
+// fetched again; the cost is one fdatasync per 8 MiB of a large download.
+const syncEvery = 8 << 20
+
+// xattrName is the extended attribute of a .part file that holds its record.
+// Where the file system refuses extended attributes, the record goes to the
+// sidecar file PATH.part.etag instead.
+const xattrName = "user.ck.part"
+
+// bootIDPath is where the kernel gives the id of the current boot; a test
+// points it elsewhere to simulate a reboot.
+var bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// The extended attribute calls, replaced by a test that simulates a file
+// system without them.
+var (
+	fsetxattr    = unix.Fsetxattr
+	fgetxattr    = unix.Fgetxattr
+	fremovexattr = unix.Fremovexattr
+)
+
+// bootID returns the id of the current boot, "" if it cannot be read (then
+// every open is taken as after a reboot). It is read once per path: a boot id
+// does not change while a process runs.
+func bootID() string {
+	bootCache.Lock()
+	defer bootCache.Unlock()
+	if bootCache.path != bootIDPath {
+		b, err := os.ReadFile(bootIDPath)
+		if err != nil {
+			return "" // not cached: it may be readable later
+		}
+		bootCache.path, bootCache.id = bootIDPath, strings.TrimSpace(string(b))
+	}
+	return bootCache.id
+}
+
+var bootCache struct {
+	sync.Mutex
+	path, id string
+}
+
+// partRecord is what is kept with a .part file: the validator of its bytes,
+// how many of them were fsynced (durable), and the boot in which the record
+// was written. After a reboot only the durable bytes are trusted.
+type partRecord struct {
+	validator string
+	durable   int64
+	boot      string
+}
+
+const recordMagic = "ck.part 1\n"
+
+// encode writes the record as four lines; the final newline tells a whole
+// record from a torn one.
+func (r partRecord) encode() []byte {
+	return []byte(recordMagic + r.boot + "\n" + strconv.FormatInt(r.durable, 10) + "\n" + r.validator + "\n")
+}
+
+// decodeRecord reads what encode wrote; ok is false for anything else (a
+// torn sidecar, the bare validator of an older version), which leaves the
+// .part without a validator: it is fetched again from zero.
+func decodeRecord(b []byte) (r partRecord, ok bool) {
+	rest, found := strings.CutPrefix(string(b), recordMagic)
+	if !found || !strings.HasSuffix(rest, "\n") {
+		return r, false
+	}
+	f := strings.Split(strings.TrimSuffix(rest, "\n"), "\n")
+	if len(f) != 3 || f[2] == "" {
+		return r, false
+	}
+	d, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || d < 0 {
+		return r, false
+	}
+	return partRecord{validator: f[2], durable: d, boot: f[0]}, true
+}
+
+// xattrRefused says whether a failed extended-attribute call means this file
+// system (or this file) cannot hold the record there, so the sidecar is used.
+func xattrRefused(err error) bool {
+	switch err {
+	case unix.ENOTSUP, unix.E2BIG, unix.ERANGE, unix.ENOSPC, unix.EDQUOT, unix.EPERM, unix.EACCES:
+		return true
+	}
+	return false
+}
 
 // partFile is an open, locked .part file and the validator of its bytes.
 type partFile struct {
 	name      string // PATH.part
-	meta      string // PATH.part.etag: the validator, once saved
+	meta      string // PATH.part.etag: the record, where xattrs are refused
 	fd        int    // a raw descriptor: os.File's poller bookkeeping costs system calls
 	size      int64
 	validator string
-	saved     bool // the meta file holds validator
-	contended bool // another download of the same file held it first
+	durable   int64  // bytes fsynced, as the record says
+	boot      string // the boot id in the record
+	saved     bool   // a record of validator is written (xattr or sidecar)
+	sidecar   bool   // the record lives in meta: the file system refused the xattr
+	contended bool   // another download of the same file held it first
 	finished  bool
 }
 
@@ -68,22 +166,90 @@ func openPart(path string) (*partFile, error) {
 		p.contended = p.contended || waited
 		break
 	}
-	if p.size == 0 {
-		return p, nil
-	}
-	if v, err := os.ReadFile(p.meta); err == nil {
-		p.validator, p.saved = string(v), true
-	}
-	if _, err := unix.Seek(p.fd, p.size, io.SeekStart); err != nil {
+	if err := p.load(); err != nil {
 		p.close()
-		return nil, fatal(fmt.Errorf("seek %s: %w", p.name, err))
+		return nil, err
 	}
 	return p, nil
 }
 
+// load reads the record of a non-empty part file and puts the write offset
+// at its end. After a reboot (another boot id, or none readable) the bytes
+// past the recorded durable length may never have reached the disk: the
+// file is cut there, or emptied when nothing was recorded as durable.
+func (p *partFile) load() error {
+	if p.size == 0 {
+		return nil
+	}
+	rec, ok, err := p.readRecord()
+	if err != nil {
+		return err
+	}
+	if ok {
+		p.validator, p.durable, p.boot, p.saved = rec.validator, rec.durable, rec.boot, true
+		if now := bootID(); now == "" || now != rec.boot {
+			keep := min(rec.durable, p.size)
+			if keep == 0 {
+				return p.reset("")
+			}
+			if err := unix.Ftruncate(p.fd, keep); err != nil {
+				return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
+			}
+			p.size = keep
+			if now != "" { // the bytes kept are durable in this boot too
+				p.boot = now
+				if err := p.save(keep); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if _, err := unix.Seek(p.fd, p.size, io.SeekStart); err != nil {
+		return fatal(fmt.Errorf("seek %s: %w", p.name, err))
+	}
+	return nil
+}
+
+// readRecord reads the record from the xattr, else from the sidecar.
+func (p *partFile) readRecord() (partRecord, bool, error) {
+	buf := make([]byte, 1024)
+	n, err := fgetxattr(p.fd, xattrName, buf)
+	if err == unix.ERANGE {
+		if n, err = fgetxattr(p.fd, xattrName, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = fgetxattr(p.fd, xattrName, buf)
+		}
+	}
+	switch {
+	case err == nil:
+		r, ok := decodeRecord(buf[:n])
+		return r, ok, nil
+	case err == unix.ENODATA:
+	case xattrRefused(err):
+		p.sidecar = true
+	default:
+		return partRecord{}, false, fatal(fmt.Errorf("read the record of %s: %w", p.name, err))
+	}
+	b, err := os.ReadFile(p.meta)
+	if err != nil {
+		return partRecord{}, false, nil // no record: the bytes cannot be resumed
+	}
+	r, ok := decodeRecord(b)
+	if ok {
+		p.sidecar = true
+	}
+	return r, ok, nil
+}
+
 // reset empties the part file for the bytes of a new response, whose
-// validator is given.
+// validator is given. The record goes first: the old validator must never
+// describe new bytes, even when the process dies half way.
 func (p *partFile) reset(validator string) error {
+	if p.saved {
+		if err := p.unsave(); err != nil {
+			return err
+		}
+	}
 	if p.size > 0 {
 		if err := unix.Ftruncate(p.fd, 0); err != nil {
 			return fatal(fmt.Errorf("truncate %s: %w", p.name, err))
@@ -92,27 +258,61 @@ func (p *partFile) reset(validator string) error {
 			return fatal(fmt.Errorf("seek %s: %w", p.name, err))
 		}
 	}
-	if p.saved {
-		// The old validator must not outlive the old bytes.
-		if err := os.Remove(p.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fatal(fmt.Errorf("remove %s: %w", p.meta, err))
-		}
-		p.saved = false
-	}
-	p.size, p.validator = 0, validator
+	p.size, p.durable, p.validator = 0, 0, validator
 	return nil
 }
 
-// save writes the validator down, so a later run can resume the part file.
-func (p *partFile) save() error {
-	if p.saved || p.validator == "" || p.size == 0 {
+// save writes the record of the part file with durable as its durable
+// length: one fsetxattr, or the sidecar where the file system has no xattrs.
+func (p *partFile) save(durable int64) error {
+	if p.validator == "" {
 		return nil
 	}
-	if err := os.WriteFile(p.meta, []byte(p.validator), 0o666); err != nil {
+	if p.boot == "" {
+		p.boot = bootID()
+	}
+	rec := partRecord{validator: p.validator, durable: durable, boot: p.boot}.encode()
+	if !p.sidecar {
+		err := fsetxattr(p.fd, xattrName, rec, 0)
+		if err == nil {
+			p.saved, p.durable = true, durable
+			return nil
+		}
+		if !xattrRefused(err) {
+			return fatal(fmt.Errorf("write the record of %s: %w", p.name, err))
+		}
+		p.sidecar = true
+	}
+	if err := os.WriteFile(p.meta, rec, 0o666); err != nil {
 		return fatal(fmt.Errorf("write %s: %w", p.meta, err))
 	}
-	p.saved = true
+	p.saved, p.durable = true, durable
 	return nil
+}
+
+// unsave removes the record.
+func (p *partFile) unsave() error {
+	var err error
+	if p.sidecar {
+		if err = os.Remove(p.meta); errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+	} else if err = fremovexattr(p.fd, xattrName); err == unix.ENODATA {
+		err = nil
+	}
+	if err != nil {
+		return fatal(fmt.Errorf("remove the record of %s: %w", p.name, err))
+	}
+	p.saved = false
+	return nil
+}
+
+// sync makes the bytes of the part file durable and records their length.
+func (p *partFile) sync() error {
+	if err := unix.Fdatasync(p.fd); err != nil {
+		return fatal(fmt.Errorf("sync %s: %w", p.name, err))
+	}
+	return p.save(p.size)
 }
 
 // writeAll writes b to fd, as os.File.Write would, without its bookkeeping.
@@ -151,18 +351,12 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			if err := writeAll(p.fd, buf[:n]); err != nil {
-				return total, fatal(fmt.Errorf("write %s: %w", p.name, err))
+			if err := p.write(buf[:n]); err != nil {
+				return total, err
 			}
-			p.size += int64(n)
 			total += int64(n)
 			if progress != nil {
 				progress(int64(n))
-			}
-			if p.size >= saveAfter && !p.saved {
-				if err := p.save(); err != nil {
-					return total, err
-				}
 			}
 		}
 		if rerr == io.EOF {
@@ -174,27 +368,61 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 	}
 }
 
-// done is called after the rename: the part file and its sidecar are gone.
+// write appends b. The record is written before the bytes that make the
+// file worth resuming (saveAfter), and from then on the bytes are fsynced at
+// every multiple of syncEvery, each time with the record updated.
+func (p *partFile) write(b []byte) error {
+	for len(b) > 0 {
+		if !p.saved && p.validator != "" && p.size+int64(len(b)) >= saveAfter {
+			if err := p.save(p.durable); err != nil {
+				return err
+			}
+		}
+		chunk := b
+		next := (p.size/syncEvery + 1) * syncEvery
+		if p.saved && p.size+int64(len(chunk)) > next {
+			chunk = chunk[:next-p.size]
+		}
+		if err := writeAll(p.fd, chunk); err != nil {
+			return fatal(fmt.Errorf("write %s: %w", p.name, err))
+		}
+		p.size += int64(len(chunk))
+		b = b[len(chunk):]
+		if p.saved && p.size == next {
+			if err := p.sync(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// done is called after the rename: the record goes, so it neither stays on
+// the final file nor, for a sidecar, beside it.
 func (p *partFile) done() {
 	p.finished = true
 	if p.saved {
-		os.Remove(p.meta)
+		p.unsave()
 	}
 }
 
-// close releases the lock. An unfinished part file keeps its validator for
-// the next run; an empty one is removed, since it holds nothing to resume.
+// close releases the lock. An unfinished part file is fsynced and keeps its
+// record for the next run, which resumes it even after a power loss; an
+// empty one is removed, since it holds nothing to resume.
 func (p *partFile) close() error {
 	defer unix.Close(p.fd)
 	if p.finished {
 		return nil
 	}
 	if p.size == 0 {
-		os.Remove(p.name)
-		if p.saved {
+		os.Remove(p.name) // and its xattr with it
+		if p.saved && p.sidecar {
 			os.Remove(p.meta)
 		}
 		return nil
 	}
-	return p.save()
+	if p.validator == "" || (p.saved && p.durable == p.size) {
+		return nil
+	}
+	return p.sync()
 }

@@ -13,14 +13,15 @@ var errStalled = errors.New("stalled: no data received within the stall timeout"
 
 // stallTimer cancels an attempt when no body byte arrives for a while.
 type stallTimer struct {
-	d time.Duration
-	t *time.Timer
+	d      time.Duration
+	t      *time.Timer // nil: no stall timeout
+	cancel func()      // cancels the attempt as stalled
 }
 
 func newStallTimer(d time.Duration, cancel context.CancelCauseFunc) *stallTimer {
-	s := &stallTimer{d: d}
+	s := &stallTimer{d: d, cancel: func() { cancel(errStalled) }}
 	if d > 0 {
-		s.t = time.AfterFunc(d, func() { cancel(errStalled) })
+		s.t = time.AfterFunc(d, s.cancel)
 	}
 	return s
 }

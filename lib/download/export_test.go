@@ -1,0 +1,43 @@
+package download
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// SetBootIDPath makes the package read the boot id from path until t ends,
+// so a test can simulate a reboot.
+func SetBootIDPath(t testing.TB, path string) {
+	old := bootIDPath
+	bootIDPath = path
+	t.Cleanup(func() { bootIDPath = old })
+}
+
+// RefuseXattrs makes every extended-attribute call fail with ENOTSUP until t
+// ends, as on a file system without them.
+func RefuseXattrs(t testing.TB) {
+	set, get, remove := fsetxattr, fgetxattr, fremovexattr
+	fsetxattr = func(int, string, []byte, int) error { return unix.ENOTSUP }
+	fgetxattr = func(int, string, []byte) (int, error) { return 0, unix.ENOTSUP }
+	fremovexattr = func(int, string) error { return unix.ENOTSUP }
+	t.Cleanup(func() { fsetxattr, fgetxattr, fremovexattr = set, get, remove })
+}
+
+// WritePart leaves the .part of dest holding data, with validator recorded,
+// as a run stopped cleanly would.
+func WritePart(dest string, data []byte, validator string) error {
+	p, err := openPart(dest)
+	if err != nil {
+		return err
+	}
+	if err := p.reset(validator); err != nil {
+		p.close()
+		return err
+	}
+	if err := p.write(data); err != nil {
+		p.close()
+		return err
+	}
+	return p.close()
+}
