@@ -1,14 +1,34 @@
 // Package download fetches one URL into one durable file: the body goes to a
 // ".part" file beside the destination, which is fsynced and renamed into place
 // and its directory fsynced, so a file under its final name is always whole.
+// A file is final only when its size equals the total the server stated
+// (a 206's Content-Range SIZE, a 200's Content-Length); a 206 that ends before
+// it keeps its bytes and the next request asks for the rest (an attempt that
+// brings no byte is a failed attempt). A 200 without Content-Length is final
+// at a clean end of its body: there no client can see a truncation.
 //
 // The .part file is the resume point. It is kept on interruption and on
 // retryable errors, and a later attempt (in this run or the next) continues it
 // with a Range request guarded by If-Range, so a resource that changed in the
 // meantime is fetched again from zero instead of being glued onto old bytes.
-// The validator (ETag, else Last-Modified) of the bytes in a .part file is kept
-// in a small sidecar file whose name also contains ".part", written when an
-// attempt ends unfinished or the file passes 1 MiB (see saveAfter).
+// If-Range carries a strong ETag, or a Last-Modified at least one second older
+// than the response's Date (a strong validator, RFC 9110 8.8.2.2); with only
+// a weak one there is no resume. Every 206 must carry the stored validator:
+// one from a server that ignores If-Range drops the .part.
+//
+// A .part file's record (partRecord: the validator, the length known to be
+// durable, and the boot id) is an extended attribute of the file, user.ck.part,
+// or the sidecar PATH.part.etag where the file system refuses xattrs. It is
+// written before the .part reaches 64 KiB (saveAfter), so after kill -9 any
+// .part of that size resumes; smaller ones cost nothing besides their bytes
+// and restart from zero. The bytes are fsynced at every 8 MiB (syncEvery) and
+// at a clean stop, each time with the record updated. A .part opened in
+// another boot than its record's (/proc/sys/kernel/random/boot_id) is cut to
+// its durable length, or dropped: after a power loss it never carries bytes
+// that were not fsynced. In the same boot everything received is kept.
+//
+// Error answers (4xx, 5xx, 416, a refused 206) are read up to 64 KiB before
+// they are closed, so their connection is used again.
 package download
 
 import (

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ck-tools/ck/lib/download"
 	"github.com/ck-tools/ck/lib/fetchtest"
 )
@@ -241,6 +243,9 @@ func TestResumeAfterKill(t *testing.T) {
 				t.Fatalf("after the kill: %s (%v)", res.Status, res.Err)
 			}
 			wantBody(t, dest, fetchtest.Body("k", tt.size))
+			if _, err := unix.Getxattr(dest, "user.ck.part", nil); err != unix.ENODATA {
+				t.Errorf("the final file's xattr user.ck.part: %v; want none (ENODATA)", err)
+			}
 			want := fmt.Sprintf("bytes=%d-", tt.at)
 			if got := rangesSince(srv, 1); len(got) != 1 || got[0] != want || res.Bytes != tt.size-tt.at {
 				t.Errorf("after the kill: requests with Range %q and %d bytes; want one with %q and %d", got, res.Bytes, want, tt.size-tt.at)
