@@ -45,8 +45,8 @@ func (b *Batch) Add(line []byte) bool {
 // AddLines adds each line of p as Add does and returns how many it added:
 // p holds lines each ending in "\n" (a last line without one is added as
 // Add adds it), such as a block read from a file. Runs of lines that Add
-// would copy unchanged (they start with neither a space, a tab nor their
-// ending, and do not end in "\r\n") are copied in one go; only the others
+// would copy unchanged (they start with neither a byte lines.Key trims nor
+// their ending, and do not end in "\r\n") are copied in one go; only the others
 // are looked at one by one, which makes AddLines much faster than one Add
 // per line.
 func (b *Batch) AddLines(p []byte) int {
@@ -60,7 +60,7 @@ func (b *Batch) AddLines(p []byte) int {
 		if j < 0 {
 			j = len(p) - i - 1 // an unterminated last line: take the slow way
 		}
-		if c := p[i]; c == ' ' || c == '\t' || c == '\n' || p[i+j] != '\n' || j > 0 && p[i+j-1] == '\r' {
+		if c := p[i]; c == '\n' || lines.IsBlank(c) || p[i+j] != '\n' || j > 0 && p[i+j-1] == '\r' {
 			b.buf = append(b.buf, p[run:i]...)
 			b.lines += runLines
 			added += runLines

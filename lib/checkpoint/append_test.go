@@ -78,7 +78,7 @@ func TestBatchAdd(t *testing.T) {
 func TestBatchAddLinesMatchesAdd(t *testing.T) {
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 2))
-	pieces := []string{"a", "b c", " ", "\t", "\r", "\n", "\r\n", "\n", "\xff", "\xEF\xBB\xBF", "https://example.org/p"}
+	pieces := []string{"a", "b c", " ", "\t", "\r", "\n", "\r\n", "\n", "\xff", "\xEF\xBB\xBF", "https://example.org/p", "\r\r\n", "\r "}
 	for round := range 2000 {
 		var p []byte
 		for range rng.IntN(40) {

@@ -85,16 +85,24 @@ func TrimEnding(line []byte) []byte {
 	return line
 }
 
-// Key returns the line without leading and trailing spaces and tabs. Two
-// lines are the same record when their keys are equal byte for byte; a blank
-// key is never emitted, echoed or recorded.
+// Key returns the line without leading and trailing spaces, tabs and
+// carriage returns. Two lines are the same record when their keys are equal
+// byte for byte; a blank key is never emitted, echoed or recorded. A "\r"
+// is trimmed so that a list written with "\r\r\n" endings resumes: ckskip
+// prints its line "x\r", the next tool reads that as the CRLF line "x", and
+// both have the key "x".
 func Key(line []byte) []byte {
 	i, j := 0, len(line)
-	for i < j && (line[i] == ' ' || line[i] == '\t') {
+	for i < j && IsBlank(line[i]) {
 		i++
 	}
-	for j > i && (line[j-1] == ' ' || line[j-1] == '\t') {
+	for j > i && IsBlank(line[j-1]) {
 		j--
 	}
 	return line[i:j]
 }
+
+// IsBlank reports whether c is one of the bytes Key trims: a space, a tab
+// or a carriage return. A line that starts with any other byte has a
+// non-blank key; the block-wise fast paths rely on that.
+func IsBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }

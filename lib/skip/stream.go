@@ -151,13 +151,14 @@ func (r *runner) seek(b []byte) []byte {
 }
 
 // emit prints every line of b. Runs of lines that print unchanged (they
-// start with neither a space, a tab nor their ending and do not end in
-// "\r\n") go out in one write; the others are checked one by one.
+// start with neither a byte Key trims nor their ending, so their key is not
+// blank, and do not end in "\r\n") go out in one write; the others are
+// checked one by one.
 func (r *runner) emit(b []byte) {
 	run := 0 // start of the run of unchanged lines
 	for i, rest := 0, b; len(rest) > 0; {
 		j := bytes.IndexByte(rest, '\n')
-		if c := rest[0]; c == ' ' || c == '\t' || j == 0 || rest[j-1] == '\r' {
+		if j == 0 || lines.IsBlank(rest[0]) || rest[j-1] == '\r' {
 			r.w.Write(b[run:i])
 			line := lines.TrimEnding(rest[:j+1])
 			if len(lines.Key(line)) > 0 {
