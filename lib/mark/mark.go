@@ -22,10 +22,16 @@
 // as soon as the previous fsync ends. A fsync that is running is never cut
 // short, so a line waits at most D, or one fsync if the disk is slower.
 //
-// After SIGINT or SIGTERM (or a closed stdout with -t) the reader stops at
-// its next Read and everything it parsed is committed. A reader blocked in
-// a Read of an idle pipe is given readGrace, then abandoned: whatever that
-// Read returns later is not recorded (it was never parsed into lines).
+// Signals. Ctrl-C sends SIGINT to every process of the pipeline at once,
+// while ckfetch may still be fsyncing a finished file whose line it has yet
+// to echo. So on the first SIGHUP, SIGINT or SIGTERM ckmark does not stop
+// reading: it drains, committing every batch at once (no window), until its
+// stdin ends (its writer exited) or --grace has passed. A second signal, the
+// end of the grace period, or a closed stdout with -t stop the reader at its
+// next Read, and everything it parsed is committed. A reader blocked in a
+// Read of an idle pipe is given readGrace, then abandoned: whatever that
+// Read returns later is not recorded (it was never parsed into lines). The
+// exit status is the first signal's.
 package mark
 
 import (
@@ -56,25 +62,33 @@ const description = `Append each non-blank line of stdin to CHECKPOINT, durably.
 Lines are written whole, as read minus their ending, followed by "\n", and
 fsynced in groups (group commit): a line waits at most --sync-every before
 its group is written and fsynced. Everything read is durable before ckmark
-exits, at end of input, after SIGINT or SIGTERM, and when stdout is closed
-with -t. An unterminated last input line is not recorded. Concurrent ckmark
+exits, at end of input, after a signal, and when stdout is closed with -t.
+An unterminated last input line is not recorded. Concurrent ckmark
 processes may append to one checkpoint; a torn last line left by a crash is
 cut off with a warning.
 
-Exit status: 0 done, 2 usage or I/O error, 130/143 after SIGINT/SIGTERM,
-141 when stdout was closed with -t.`
+On the first SIGHUP, SIGINT or SIGTERM ckmark goes on reading and recording
+until its input ends (the command writing to it exited), for at most
+--grace; a second signal stops it at once, everything read so far durable.
+
+Exit status: 0 done, 2 usage or I/O error, 129/130/143 after
+SIGHUP/SIGINT/SIGTERM, 141 when stdout was closed with -t.`
 
 // CLI is ckmark's command line.
 type CLI struct {
 	Tee        bool          `short:"t" help:"Copy each line to stdout once it is durable, so ckmark can sit in the middle of a pipeline."`
 	SyncEvery  time.Duration `default:"100ms" placeholder:"D" help:"Longest a line waits before its group of lines is written and fsynced (0: commit as soon as the previous fsync ends). Default: ${default}."`
+	Grace      time.Duration `default:"10s" placeholder:"D" help:"After a first signal, how long to go on reading and recording until stdin ends (its writer finishing its last lines) before stopping; a second signal stops at once. Default: ${default}."`
 	Checkpoint string        `arg:"" placeholder:"CHECKPOINT" help:"File to append the lines to; created if missing."`
 }
 
-// Validate rejects a negative --sync-every.
+// Validate rejects a negative --sync-every or --grace.
 func (c *CLI) Validate() error {
 	if c.SyncEvery < 0 {
 		return fmt.Errorf("--sync-every must not be negative, got %v", c.SyncEvery)
+	}
+	if c.Grace < 0 {
+		return fmt.Errorf("--grace must not be negative, got %v", c.Grace)
 	}
 	return nil
 }
@@ -123,6 +137,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return cli.ExitUsage
 	}
 	r := newRun(app, c.SyncEvery)
+	r.grace = c.Grace
+	// ckmark handles the second signal itself (SignalContext would restore
+	// the default handling after the first, and the second would kill it
+	// with lines read but not durable).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, cli.Signals...)
+	defer signal.Stop(sigs)
 	if c.Tee {
 		r.tee = stdout
 		// A write to a closed stdout must return EPIPE rather than kill
@@ -133,7 +154,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	growPipe(stdin)
 	go r.read(stdin)
-	status := r.commit(ctx, log)
+	status := r.commit(ctx, sigs, log)
 	if err := app.Close(); err != nil && status == cli.ExitOK {
 		log.Printf("%v", err)
 		status = cli.ExitUsage
@@ -161,7 +182,8 @@ func openHint(err error, path string) string {
 type run struct {
 	app    *checkpoint.Appender
 	window time.Duration
-	tee    io.Writer // nil without -t
+	grace  time.Duration // how long to drain after the first signal
+	tee    io.Writer     // nil without -t
 	wake   chan struct{}
 
 	mu sync.Mutex
@@ -177,8 +199,10 @@ type run struct {
 	readErr   error      // ... with this error reading stdin
 	tail      []byte     // start of an unterminated last line, not recorded
 	tailLen   int        // its full length
-	cancelled bool       // read no more: signal, or stdout closed
-	giveUp    time.Time  // after a signal, when to stop waiting for a Read
+	draining  bool       // a first signal came: commit at once, read on
+	drainEnd  time.Time  // ... until then
+	cancelled bool       // read no more: second signal, grace over, or stdout closed
+	giveUp    time.Time  // after cancel, when to stop waiting for a Read
 	stop      bool       // the committer is finished: touch nothing more
 }
 
@@ -322,16 +346,25 @@ func (r *run) finish(err error, tail []byte) {
 }
 
 // commit is the committer loop. It returns the exit status once everything
-// read is durable (or a checkpoint write failed).
-func (r *run) commit(ctx context.Context, log cli.Logger) int {
+// read is durable (or a checkpoint write failed). The first signal (on sigs,
+// or ctx cancelled) starts the drain, the second cancels.
+func (r *run) commit(ctx context.Context, sigs <-chan os.Signal, log cli.Logger) int {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	done := ctx.Done()
 	spare := newBatch()
 	teeStatus := cli.ExitOK
+	var first os.Signal // the first signal received on sigs
+	signals := 0
 	for {
 		r.mu.Lock()
-		// After a signal the reader stops at its next Read. If it is
+		drainLeft := time.Duration(0)
+		if r.draining && !r.cancelled {
+			if drainLeft = time.Until(r.drainEnd); drainLeft <= 0 {
+				r.stopReading()
+			}
+		}
+		// Once cancelled the reader stops at its next Read. If it is
 		// blocked in one it may never come back, so do not wait for it
 		// longer than readGrace: every line it parsed is in the batch it
 		// lent.
@@ -346,7 +379,7 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 			n = r.fill.Len()
 		}
 		if n > 0 {
-			if !final && !r.cancelled && n < commitAt && r.window > 0 {
+			if !final && !r.cancelled && !r.draining && n < commitAt && r.window > 0 {
 				wait = r.window - time.Since(r.fillSince)
 			}
 			if wait <= 0 {
@@ -382,11 +415,13 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 			continue
 		}
 		if final {
-			return r.status(ctx, log, teeStatus)
+			return r.status(ctx, first, log, teeStatus)
 		}
 
-		if grace > 0 && (wait <= 0 || grace < wait) {
-			wait = grace
+		for _, d := range []time.Duration{grace, drainLeft} {
+			if d > 0 && (wait <= 0 || d < wait) {
+				wait = d
+			}
 		}
 		var tick <-chan time.Time
 		if wait > 0 {
@@ -398,9 +433,27 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 		case <-tick:
 		case <-done:
 			done = nil
-			r.cancel()
+			r.drain()
+		case s := <-sigs:
+			if signals++; signals == 1 {
+				first = s
+				r.drain()
+			} else {
+				r.cancel()
+			}
 		}
 		timer.Stop()
+	}
+}
+
+// drain starts the grace period after a first signal: the reader goes on
+// until stdin ends, and every batch is committed at once.
+func (r *run) drain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.draining {
+		r.draining = true
+		r.drainEnd = time.Now().Add(r.grace)
 	}
 }
 
@@ -408,6 +461,11 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 func (r *run) cancel() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopReading()
+}
+
+// stopReading is cancel with r.mu held.
+func (r *run) stopReading() {
 	if !r.cancelled {
 		r.cancelled = true
 		r.giveUp = time.Now().Add(readGrace)
@@ -424,7 +482,9 @@ func (r *run) halt() {
 }
 
 // status reports how the run ended, once everything read is committed.
-func (r *run) status(ctx context.Context, log cli.Logger, teeStatus int) int {
+// After a signal it is the signal's status, even when stdin ended or
+// stdout closed during the drain.
+func (r *run) status(ctx context.Context, first os.Signal, log cli.Logger, teeStatus int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tail != nil {
@@ -438,13 +498,16 @@ func (r *run) status(ctx context.Context, log cli.Logger, teeStatus int) int {
 	case r.readErr != nil:
 		log.Printf("read stdin: %v", r.readErr)
 		return cli.ExitUsage
+	case cli.SignalStatus(ctx) != 0:
+		return cli.SignalStatus(ctx)
+	case first != nil:
+		return cli.SignalExit(first)
 	case teeStatus != cli.ExitOK:
 		return teeStatus
+	case ctx.Err() != nil:
+		return cli.ExitInterrupted
 	case r.eof:
 		return cli.ExitOK
-	}
-	if s := cli.SignalStatus(ctx); s != 0 {
-		return s
 	}
 	return cli.ExitInterrupted
 }
