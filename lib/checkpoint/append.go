@@ -169,7 +169,8 @@ const maxLockTries = 1000
 // it is missing. When the file is new (or still empty) its directory is
 // fsynced, so that the file's name survives a crash together with the lines
 // later fsynced into it. Under the lock, a torn last line (no "\n", left by a
-// crash) is cut off and the cut fsynced, with a warning through opts.Warn.
+// crash) is saved to CHECKPOINT.torn, then cut off and the cut fsynced, with
+// a warning through opts.Warn.
 func OpenAppender(path string, opts AppendOptions) (*Appender, error) {
 	_, statErr := os.Stat(path)
 	missing := errors.Is(statErr, fs.ErrNotExist)
@@ -280,8 +281,14 @@ func (a *Appender) write(p []byte) error {
 	return err
 }
 
+// TornSuffix names the file a torn last line is saved to before it is cut
+// off: CHECKPOINT.torn, beside the checkpoint.
+const TornSuffix = ".torn"
+
 // repairTail cuts off a last line without "\n" and returns the file's size
-// after that. The caller holds the lock.
+// after that. The caller holds the lock. The fragment is first appended to
+// CHECKPOINT.torn, durably: ckmark never destroys bytes, even when it was
+// given the wrong file (a list instead of its checkpoint).
 func (a *Appender) repairTail() (int64, error) {
 	fi, err := a.f.Stat()
 	if err != nil {
@@ -306,6 +313,10 @@ func (a *Appender) repairTail() (int64, error) {
 	if _, err := a.r.ReadAt(frag, cut); err != nil {
 		return 0, appendErr("read checkpoint", a.path, err)
 	}
+	torn := a.path + TornSuffix
+	if err := a.saveTorn(torn, cut, size); err != nil {
+		return 0, fmt.Errorf("save torn last line of checkpoint %s to %s (nothing was cut): %w", a.path, torn, err)
+	}
 	if err := a.f.Truncate(cut); err != nil {
 		return 0, appendErr("cut torn last line of checkpoint", a.path, err)
 	}
@@ -317,10 +328,36 @@ func (a *Appender) repairTail() (int64, error) {
 		if size-cut > int64(len(frag)) {
 			more = "..."
 		}
-		a.warn(fmt.Sprintf("%s: last line had no newline (torn by a crash); cut off %d bytes: %q%s",
-			a.path, size-cut, frag, more))
+		a.warn(fmt.Sprintf("%s: last line had no newline (torn by a crash); cut off %d bytes, saved to %s: %q%s",
+			a.path, size-cut, torn, frag, more))
 	}
 	return cut, nil
+}
+
+// saveTorn appends bytes [cut, size) of the checkpoint and a "\n" to the
+// file torn, created if missing (and then its directory fsynced), and
+// fsyncs it. A crash before the cut saves the same fragment again on the
+// next run: a repeat, never a loss.
+func (a *Appender) saveTorn(torn string, cut, size int64) error {
+	_, statErr := os.Stat(torn)
+	f, err := os.OpenFile(torn, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, io.NewSectionReader(a.r, cut, size-cut))
+	if err == nil {
+		_, err = f.Write([]byte{'\n'})
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		err = durable.SyncDir(filepath.Dir(torn))
+	}
+	return err
 }
 
 // tornTailStart returns the offset just after the last "\n" in the first

@@ -171,14 +171,22 @@ func TestAppendRepairsTornTail(t *testing.T) {
 				if len(*warnings) != 0 {
 					t.Errorf("warnings = %q, want none", *warnings)
 				}
+				if _, err := os.Stat(path + ".torn"); err == nil {
+					t.Errorf("%s.torn exists with nothing torn", path)
+				}
 				return
+			}
+			// Nothing is destroyed: the fragment is in CHECKPOINT.torn.
+			if got, want := readFile(t, path+".torn"), tt.before[len(tt.before)-tt.dropped:]+"\n"; got != want {
+				t.Errorf("%s.torn = %.40q (%d bytes), want the fragment %.40q and a newline", path, got, len(got), want)
 			}
 			if len(*warnings) != 1 {
 				t.Fatalf("warnings = %q, want one", *warnings)
 			}
 			w := (*warnings)[0]
-			if !strings.Contains(w, path) || !strings.Contains(w, fmt.Sprintf("cut off %d bytes", tt.dropped)) || len(w) > 300 {
-				t.Errorf("warning = %q, want the path, %q and at most 300 bytes", w, fmt.Sprintf("cut off %d bytes", tt.dropped))
+			if !strings.Contains(w, path) || !strings.Contains(w, fmt.Sprintf("cut off %d bytes", tt.dropped)) ||
+				!strings.Contains(w, "saved to "+path+".torn") || len(w) > 400 {
+				t.Errorf("warning = %q, want the path, %q, where it was saved and at most 400 bytes", w, fmt.Sprintf("cut off %d bytes", tt.dropped))
 			}
 		})
 	}
@@ -206,6 +214,46 @@ func TestAppendRepairsTornTailBetweenBatches(t *testing.T) {
 	}
 	if len(*warnings) != 1 || !strings.Contains((*warnings)[0], "cut off 4 bytes") {
 		t.Errorf("warnings = %q, want one about 4 bytes", *warnings)
+	}
+	// A second crash, a second fragment: appended after the first.
+	other, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.WriteString("d\nfrag2")
+	other.Close()
+	if err := a.Append(batchOf("e")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFile(t, path), "a\nb\nc\nd\ne\n"; got != want {
+		t.Errorf("checkpoint = %q, want %q", got, want)
+	}
+	if got, want := readFile(t, path+".torn"), "frag\nfrag2\n"; got != want {
+		t.Errorf("%s.torn = %q, want both fragments %q", path, got, want)
+	}
+}
+
+// A torn tail that cannot be saved (CHECKPOINT.torn is a directory) is not
+// cut: opening fails with a message naming both files, and the checkpoint
+// keeps every byte.
+func TestAppendTornUnsaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "check.txt")
+	if err := os.WriteFile(path, []byte("a\nfrag"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+".torn", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	a, err := checkpoint.OpenAppender(path, checkpoint.AppendOptions{})
+	if err == nil {
+		a.Close()
+		t.Fatal("OpenAppender succeeded; want an error")
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, path+".torn") || !strings.Contains(msg, "nothing was cut") {
+		t.Errorf("error %q; want both files named and that nothing was cut", msg)
+	}
+	if got := readFile(t, path); got != "a\nfrag" {
+		t.Errorf("checkpoint = %q, want it untouched", got)
 	}
 }
 

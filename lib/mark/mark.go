@@ -65,7 +65,7 @@ its group is written and fsynced. Everything read is durable before ckmark
 exits, at end of input, after a signal, and when stdout is closed with -t.
 An unterminated last input line is not recorded. Concurrent ckmark
 processes may append to one checkpoint; a torn last line left by a crash is
-cut off with a warning.
+saved to CHECKPOINT.torn, then cut off with a warning.
 
 On the first SIGHUP, SIGINT or SIGTERM ckmark goes on reading and recording
 until its input ends (the command writing to it exited), for at most
