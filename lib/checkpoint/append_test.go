@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ck-tools/ck/lib/checkpoint"
@@ -424,5 +427,127 @@ func TestAppendEmptyBatchWritesNothing(t *testing.T) {
 	}
 	if !bytes.Equal(batchOf("\t").Bytes(), nil) {
 		t.Errorf("a blank line made a non-empty batch")
+	}
+}
+
+// Appenders racing a process that crashes mid-write, over and over: the
+// torn-tail repair of one Appender (find the fragment, save it, cut it off)
+// must not run while another appends, or its cut drops that batch. Under
+// the lock every line appended is in the file exactly once, whole, and
+// every fragment went to CHECKPOINT.torn and nowhere else.
+func TestAppendConcurrentRepair(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "check.txt")
+	// Each writer appends at least minBatches batches, and goes on until
+	// the crasher has crashed minCrashes times (or given up).
+	const writers, minBatches, perBatch, minCrashes = 2, 100, 10, 100
+	var crashes atomic.Int64
+	var crasherDone atomic.Bool
+	batches := make([]int, writers)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	repairs := make([]*[]string, writers)
+	for w := range writers {
+		a, warnings := open(t, path, checkpoint.AppendOptions{})
+		repairs[w] = warnings
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < minBatches || crashes.Load() < minCrashes && !crasherDone.Load(); i++ {
+				b := new(checkpoint.Batch)
+				for j := range perBatch {
+					b.Add(fmt.Appendf(nil, "w%d-%d-%d", w, i, j))
+				}
+				if err := a.Append(b); err != nil {
+					errs <- err
+					return
+				}
+				batches[w] = i + 1
+			}
+		}()
+	}
+	// The crashing process: under the lock, as a real ckmark's write is,
+	// it leaves a fragment without a newline and dies (unlocks); once an
+	// Appender has repaired it, it crashes again.
+	stop, crashed := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { crasherDone.Store(true); crashed <- n }()
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_RDWR, 0)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer f.Close()
+		for {
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				errs <- err
+				return
+			}
+			_, err := fmt.Fprintf(f, "frag%d", n)
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			if err != nil {
+				errs <- err
+				return
+			}
+			n++
+			crashes.Add(1)
+			for repaired := false; !repaired; {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var last [1]byte
+				st, err := f.Stat()
+				repaired = err == nil && st.Size() > 0 && func() bool {
+					_, err := f.ReadAt(last[:], st.Size()-1)
+					return err == nil && last[0] == '\n'
+				}()
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	n := <-crashed
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	fixed := 0
+	for _, w := range repairs {
+		fixed += len(*w)
+	}
+	t.Logf("%d crashes, %d torn tails repaired while the other writer appended", n, fixed)
+	last, _ := open(t, path, checkpoint.AppendOptions{})
+	if err := last.Append(batchOf("end")); err != nil { // repairs a last fragment
+		t.Fatal(err)
+	}
+
+	want := map[string]bool{"end": true}
+	for w := range writers {
+		for i := range batches[w] {
+			for j := range perBatch {
+				want[fmt.Sprintf("w%d-%d-%d", w, i, j)] = true
+			}
+		}
+	}
+	for _, l := range strings.SplitAfter(readFile(t, path), "\n") {
+		if l == "" {
+			continue
+		}
+		if !strings.HasSuffix(l, "\n") || !want[strings.TrimSuffix(l, "\n")] {
+			t.Fatalf("line %.60q is not one of the lines appended, or is repeated", l)
+		}
+		delete(want, strings.TrimSuffix(l, "\n"))
+	}
+	if len(want) > 0 {
+		t.Errorf("%d lines appended are missing from the checkpoint (cut off with a fragment?)", len(want))
+	}
+	// Crashes with no repair between them glue their fragments together.
+	frags := regexp.MustCompile(`^(frag[0-9]+)+\n$`)
+	for _, l := range strings.SplitAfter(readFile(t, path+".torn"), "\n") {
+		if l != "" && !frags.MatchString(l) {
+			t.Fatalf("%s.torn holds %.60q, which is not made of fragments", path, l)
+		}
 	}
 }
