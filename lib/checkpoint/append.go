@@ -305,10 +305,11 @@ func (a *Appender) repairTail() (int64, error) {
 	if last[0] == '\n' {
 		return size, nil
 	}
-	cut, err := tornTailStart(a.r, size)
+	nl, err := lines.LastNewline(a.r, size)
 	if err != nil {
 		return 0, appendErr("read checkpoint", a.path, err)
 	}
+	cut := nl + 1 // 0 when the file holds no "\n" at all
 	frag := make([]byte, min(size-cut, 64))
 	if _, err := a.r.ReadAt(frag, cut); err != nil {
 		return 0, appendErr("read checkpoint", a.path, err)
@@ -358,27 +359,6 @@ func (a *Appender) saveTorn(torn string, cut, size int64) error {
 		err = durable.SyncDir(filepath.Dir(torn))
 	}
 	return err
-}
-
-// tornTailStart returns the offset just after the last "\n" in the first
-// size bytes of r, or 0 if there is none. It reads backwards in chunks, so a
-// long torn line costs no more memory than a chunk.
-func tornTailStart(r io.ReaderAt, size int64) (int64, error) {
-	buf := make([]byte, 64<<10)
-	for end := size; end > 0; {
-		start := max(end-int64(len(buf)), 0)
-		chunk := buf[:end-start]
-		if _, err := r.ReadAt(chunk, start); err != nil {
-			return 0, err
-		}
-		for i := len(chunk) - 1; i >= 0; i-- {
-			if chunk[i] == '\n' {
-				return start + int64(i) + 1, nil
-			}
-		}
-		end = start
-	}
-	return 0, nil
 }
 
 // Close closes the checkpoint, releasing its lock. Appended batches are

@@ -35,7 +35,6 @@
 package mark
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -114,9 +113,6 @@ const (
 	// block is still in the CPU cache when its lines are copied into the
 	// batch. A longer line grows the read buffer to hold it whole.
 	readSize = 256 << 10
-	// maxEmptyReads is how many reads of stdin in a row may return
-	// nothing and no error before reading gives up (as bufio.Reader).
-	maxEmptyReads = 100
 )
 
 // errStopped ends the reader once the committer stops.
@@ -234,56 +230,43 @@ func (r *run) notify() {
 	}
 }
 
-// read reads stdin in blocks and adds the whole lines of each to r.fill,
-// lending it to the committer during each Read of stdin. What follows the
-// last "\n" of a block (the start of a line) stays in buf for the next
-// Read; buf doubles when one line does not fit in it.
+// read reads stdin in blocks (lines.Blocks) and adds the whole lines of
+// each to r.fill, lending it to the committer during each Read of stdin
+// (lending). The start of a line that a block cuts off waits in the read
+// buffer for the next block.
 func (r *run) read(stdin io.Reader) {
-	buf := make([]byte, readSize)
-	n := 0          // bytes held in buf: the start of a line
-	scanned := 0    // of which this many are known to hold no "\n"
-	start := true   // a BOM at the start of stdin may not be complete yet
-	emptyReads := 0 // in a row
+	blocks := lines.NewBlocks(lending{r, stdin}, readSize, readSize)
 	for {
-		if err := r.lend(); err != nil {
-			r.finish(err, nil)
-			return
-		}
-		m, err := stdin.Read(buf[n:])
-		if !r.reclaim() {
-			r.finish(errStopped, nil)
-			return
-		}
-		n += m
-		if m > 0 || err != nil {
-			emptyReads = 0
-		} else if emptyReads++; emptyReads == maxEmptyReads {
-			err = io.ErrNoProgress
-		}
-		if start {
-			var decided bool
-			n, decided = lines.TrimBOM(buf, n, err != nil)
-			start = !decided
-		}
-		if !start {
-			if last := bytes.LastIndexByte(buf[scanned:n], '\n'); last >= 0 {
-				end := scanned + last + 1
-				r.fill.AddLines(buf[:end])
-				n = copy(buf, buf[end:n])
+		b, err := blocks.Next()
+		if err != nil {
+			var tail []byte // after a failed read, the start of a line is dropped
+			if err == io.EOF {
+				tail = blocks.Tail()
 			}
-			scanned = n
-		}
-		switch {
-		case err == io.EOF:
-			r.finish(err, buf[:n])
+			r.finish(err, tail)
 			return
-		case err != nil: // the start of a line in buf is dropped
-			r.finish(err, nil)
-			return
-		case n == len(buf): // a line longer than buf
-			buf = append(buf, make([]byte, len(buf))...)
 		}
+		r.fill.AddLines(b)
 	}
+}
+
+// lending is stdin as the reader goroutine reads it: r.fill is lent to the
+// committer during each Read. A Read after which the committer has stopped
+// returns errStopped, and its bytes are dropped: they were never parsed.
+type lending struct {
+	r     *run
+	stdin io.Reader
+}
+
+func (l lending) Read(p []byte) (int, error) {
+	if err := l.r.lend(); err != nil {
+		return 0, err
+	}
+	n, err := l.stdin.Read(p)
+	if !l.r.reclaim() {
+		return 0, errStopped
+	}
+	return n, err
 }
 
 // lend lends r.fill to the committer before a Read of stdin. If the batch is
