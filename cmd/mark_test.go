@@ -129,9 +129,9 @@ func TestMarkConcurrentProcesses(t *testing.T) {
 	}
 }
 
-// A signal while stdin is still open: every line ckmark echoed (so read and
-// recorded) before the signal is in the checkpoint, and the exit status is
-// 128+signal.
+// A signal while stdin is still open, with --grace 0 (no drain): every line
+// ckmark echoed (so read and recorded) before the signal is in the
+// checkpoint, and the exit status is 128+signal.
 func TestMarkSignal(t *testing.T) {
 	tests := []struct {
 		sig    syscall.Signal
@@ -150,7 +150,7 @@ func TestMarkSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			c := ckmark(t, "-t", "--sync-every", tt.window, path)
+			c := ckmark(t, "-t", "--grace", "0", "--sync-every", tt.window, path)
 			c.Stdin = stdin
 			out, err := c.StdoutPipe()
 			if err != nil {
@@ -201,8 +201,9 @@ func TestMarkSignal(t *testing.T) {
 	}
 }
 
-// A signal before any echo, with a long window: the lines ckmark read are
-// still committed before it exits (nothing is left waiting for the window).
+// A signal before any echo, with a long window and no drain (--grace 0):
+// the lines ckmark read are still committed before it exits (nothing is left
+// waiting for the window).
 func TestMarkSignalBeforeWindow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "check.txt")
 	stdin, w, err := os.Pipe()
@@ -210,7 +211,7 @@ func TestMarkSignalBeforeWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	c := ckmark(t, "--sync-every", "1h", path)
+	c := ckmark(t, "--grace", "0", "--sync-every", "1h", path)
 	c.Stdin = stdin
 	var stderr bytes.Buffer
 	c.Stderr = &stderr

@@ -45,8 +45,8 @@ func (b *Batch) Add(line []byte) bool {
 // AddLines adds each line of p as Add does and returns how many it added:
 // p holds lines each ending in "\n" (a last line without one is added as
 // Add adds it), such as a block read from a file. Runs of lines that Add
-// would copy unchanged (they start with neither a space, a tab nor their
-// ending, and do not end in "\r\n") are copied in one go; only the others
+// would copy unchanged (they start with neither a byte lines.Key trims nor
+// their ending, and do not end in "\r\n") are copied in one go; only the others
 // are looked at one by one, which makes AddLines much faster than one Add
 // per line.
 func (b *Batch) AddLines(p []byte) int {
@@ -60,7 +60,7 @@ func (b *Batch) AddLines(p []byte) int {
 		if j < 0 {
 			j = len(p) - i - 1 // an unterminated last line: take the slow way
 		}
-		if c := p[i]; c == ' ' || c == '\t' || c == '\n' || p[i+j] != '\n' || j > 0 && p[i+j-1] == '\r' {
+		if c := p[i]; c == '\n' || lines.IsBlank(c) || p[i+j] != '\n' || j > 0 && p[i+j-1] == '\r' {
 			b.buf = append(b.buf, p[run:i]...)
 			b.lines += runLines
 			added += runLines
@@ -169,7 +169,8 @@ const maxLockTries = 1000
 // it is missing. When the file is new (or still empty) its directory is
 // fsynced, so that the file's name survives a crash together with the lines
 // later fsynced into it. Under the lock, a torn last line (no "\n", left by a
-// crash) is cut off and the cut fsynced, with a warning through opts.Warn.
+// crash) is saved to CHECKPOINT.torn, then cut off and the cut fsynced, with
+// a warning through opts.Warn.
 func OpenAppender(path string, opts AppendOptions) (*Appender, error) {
 	_, statErr := os.Stat(path)
 	missing := errors.Is(statErr, fs.ErrNotExist)
@@ -280,8 +281,14 @@ func (a *Appender) write(p []byte) error {
 	return err
 }
 
+// TornSuffix names the file a torn last line is saved to before it is cut
+// off: CHECKPOINT.torn, beside the checkpoint.
+const TornSuffix = ".torn"
+
 // repairTail cuts off a last line without "\n" and returns the file's size
-// after that. The caller holds the lock.
+// after that. The caller holds the lock. The fragment is first appended to
+// CHECKPOINT.torn, durably: ckmark never destroys bytes, even when it was
+// given the wrong file (a list instead of its checkpoint).
 func (a *Appender) repairTail() (int64, error) {
 	fi, err := a.f.Stat()
 	if err != nil {
@@ -298,13 +305,18 @@ func (a *Appender) repairTail() (int64, error) {
 	if last[0] == '\n' {
 		return size, nil
 	}
-	cut, err := tornTailStart(a.r, size)
+	nl, err := lines.LastNewline(a.r, size)
 	if err != nil {
 		return 0, appendErr("read checkpoint", a.path, err)
 	}
+	cut := nl + 1 // 0 when the file holds no "\n" at all
 	frag := make([]byte, min(size-cut, 64))
 	if _, err := a.r.ReadAt(frag, cut); err != nil {
 		return 0, appendErr("read checkpoint", a.path, err)
+	}
+	torn := a.path + TornSuffix
+	if err := a.saveTorn(torn, cut, size); err != nil {
+		return 0, fmt.Errorf("save torn last line of checkpoint %s to %s (nothing was cut): %w", a.path, torn, err)
 	}
 	if err := a.f.Truncate(cut); err != nil {
 		return 0, appendErr("cut torn last line of checkpoint", a.path, err)
@@ -317,31 +329,36 @@ func (a *Appender) repairTail() (int64, error) {
 		if size-cut > int64(len(frag)) {
 			more = "..."
 		}
-		a.warn(fmt.Sprintf("%s: last line had no newline (torn by a crash); cut off %d bytes: %q%s",
-			a.path, size-cut, frag, more))
+		a.warn(fmt.Sprintf("%s: last line had no newline (torn by a crash); cut off %d bytes, saved to %s: %q%s",
+			a.path, size-cut, torn, frag, more))
 	}
 	return cut, nil
 }
 
-// tornTailStart returns the offset just after the last "\n" in the first
-// size bytes of r, or 0 if there is none. It reads backwards in chunks, so a
-// long torn line costs no more memory than a chunk.
-func tornTailStart(r io.ReaderAt, size int64) (int64, error) {
-	buf := make([]byte, 64<<10)
-	for end := size; end > 0; {
-		start := max(end-int64(len(buf)), 0)
-		chunk := buf[:end-start]
-		if _, err := r.ReadAt(chunk, start); err != nil {
-			return 0, err
-		}
-		for i := len(chunk) - 1; i >= 0; i-- {
-			if chunk[i] == '\n' {
-				return start + int64(i) + 1, nil
-			}
-		}
-		end = start
+// saveTorn appends bytes [cut, size) of the checkpoint and a "\n" to the
+// file torn, created if missing (and then its directory fsynced), and
+// fsyncs it. A crash before the cut saves the same fragment again on the
+// next run: a repeat, never a loss.
+func (a *Appender) saveTorn(torn string, cut, size int64) error {
+	_, statErr := os.Stat(torn)
+	f, err := os.OpenFile(torn, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
 	}
-	return 0, nil
+	_, err = io.Copy(f, io.NewSectionReader(a.r, cut, size-cut))
+	if err == nil {
+		_, err = f.Write([]byte{'\n'})
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		err = durable.SyncDir(filepath.Dir(torn))
+	}
+	return err
 }
 
 // Close closes the checkpoint, releasing its lock. Appended batches are

@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ck-tools/ck/lib/checkpoint"
@@ -78,7 +81,7 @@ func TestBatchAdd(t *testing.T) {
 func TestBatchAddLinesMatchesAdd(t *testing.T) {
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 2))
-	pieces := []string{"a", "b c", " ", "\t", "\r", "\n", "\r\n", "\n", "\xff", "\xEF\xBB\xBF", "https://example.org/p"}
+	pieces := []string{"a", "b c", " ", "\t", "\r", "\n", "\r\n", "\n", "\xff", "\xEF\xBB\xBF", "https://example.org/p", "\r\r\n", "\r "}
 	for round := range 2000 {
 		var p []byte
 		for range rng.IntN(40) {
@@ -171,14 +174,22 @@ func TestAppendRepairsTornTail(t *testing.T) {
 				if len(*warnings) != 0 {
 					t.Errorf("warnings = %q, want none", *warnings)
 				}
+				if _, err := os.Stat(path + ".torn"); err == nil {
+					t.Errorf("%s.torn exists with nothing torn", path)
+				}
 				return
+			}
+			// Nothing is destroyed: the fragment is in CHECKPOINT.torn.
+			if got, want := readFile(t, path+".torn"), tt.before[len(tt.before)-tt.dropped:]+"\n"; got != want {
+				t.Errorf("%s.torn = %.40q (%d bytes), want the fragment %.40q and a newline", path, got, len(got), want)
 			}
 			if len(*warnings) != 1 {
 				t.Fatalf("warnings = %q, want one", *warnings)
 			}
 			w := (*warnings)[0]
-			if !strings.Contains(w, path) || !strings.Contains(w, fmt.Sprintf("cut off %d bytes", tt.dropped)) || len(w) > 300 {
-				t.Errorf("warning = %q, want the path, %q and at most 300 bytes", w, fmt.Sprintf("cut off %d bytes", tt.dropped))
+			if !strings.Contains(w, path) || !strings.Contains(w, fmt.Sprintf("cut off %d bytes", tt.dropped)) ||
+				!strings.Contains(w, "saved to "+path+".torn") || len(w) > 400 {
+				t.Errorf("warning = %q, want the path, %q, where it was saved and at most 400 bytes", w, fmt.Sprintf("cut off %d bytes", tt.dropped))
 			}
 		})
 	}
@@ -206,6 +217,46 @@ func TestAppendRepairsTornTailBetweenBatches(t *testing.T) {
 	}
 	if len(*warnings) != 1 || !strings.Contains((*warnings)[0], "cut off 4 bytes") {
 		t.Errorf("warnings = %q, want one about 4 bytes", *warnings)
+	}
+	// A second crash, a second fragment: appended after the first.
+	other, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.WriteString("d\nfrag2")
+	other.Close()
+	if err := a.Append(batchOf("e")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFile(t, path), "a\nb\nc\nd\ne\n"; got != want {
+		t.Errorf("checkpoint = %q, want %q", got, want)
+	}
+	if got, want := readFile(t, path+".torn"), "frag\nfrag2\n"; got != want {
+		t.Errorf("%s.torn = %q, want both fragments %q", path, got, want)
+	}
+}
+
+// A torn tail that cannot be saved (CHECKPOINT.torn is a directory) is not
+// cut: opening fails with a message naming both files, and the checkpoint
+// keeps every byte.
+func TestAppendTornUnsaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "check.txt")
+	if err := os.WriteFile(path, []byte("a\nfrag"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+".torn", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	a, err := checkpoint.OpenAppender(path, checkpoint.AppendOptions{})
+	if err == nil {
+		a.Close()
+		t.Fatal("OpenAppender succeeded; want an error")
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, path+".torn") || !strings.Contains(msg, "nothing was cut") {
+		t.Errorf("error %q; want both files named and that nothing was cut", msg)
+	}
+	if got := readFile(t, path); got != "a\nfrag" {
+		t.Errorf("checkpoint = %q, want it untouched", got)
 	}
 }
 
@@ -376,5 +427,127 @@ func TestAppendEmptyBatchWritesNothing(t *testing.T) {
 	}
 	if !bytes.Equal(batchOf("\t").Bytes(), nil) {
 		t.Errorf("a blank line made a non-empty batch")
+	}
+}
+
+// Appenders racing a process that crashes mid-write, over and over: the
+// torn-tail repair of one Appender (find the fragment, save it, cut it off)
+// must not run while another appends, or its cut drops that batch. Under
+// the lock every line appended is in the file exactly once, whole, and
+// every fragment went to CHECKPOINT.torn and nowhere else.
+func TestAppendConcurrentRepair(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "check.txt")
+	// Each writer appends at least minBatches batches, and goes on until
+	// the crasher has crashed minCrashes times (or given up).
+	const writers, minBatches, perBatch, minCrashes = 2, 100, 10, 100
+	var crashes atomic.Int64
+	var crasherDone atomic.Bool
+	batches := make([]int, writers)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	repairs := make([]*[]string, writers)
+	for w := range writers {
+		a, warnings := open(t, path, checkpoint.AppendOptions{})
+		repairs[w] = warnings
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < minBatches || crashes.Load() < minCrashes && !crasherDone.Load(); i++ {
+				b := new(checkpoint.Batch)
+				for j := range perBatch {
+					b.Add(fmt.Appendf(nil, "w%d-%d-%d", w, i, j))
+				}
+				if err := a.Append(b); err != nil {
+					errs <- err
+					return
+				}
+				batches[w] = i + 1
+			}
+		}()
+	}
+	// The crashing process: under the lock, as a real ckmark's write is,
+	// it leaves a fragment without a newline and dies (unlocks); once an
+	// Appender has repaired it, it crashes again.
+	stop, crashed := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { crasherDone.Store(true); crashed <- n }()
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_RDWR, 0)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer f.Close()
+		for {
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				errs <- err
+				return
+			}
+			_, err := fmt.Fprintf(f, "frag%d", n)
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			if err != nil {
+				errs <- err
+				return
+			}
+			n++
+			crashes.Add(1)
+			for repaired := false; !repaired; {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var last [1]byte
+				st, err := f.Stat()
+				repaired = err == nil && st.Size() > 0 && func() bool {
+					_, err := f.ReadAt(last[:], st.Size()-1)
+					return err == nil && last[0] == '\n'
+				}()
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	n := <-crashed
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	fixed := 0
+	for _, w := range repairs {
+		fixed += len(*w)
+	}
+	t.Logf("%d crashes, %d torn tails repaired while the other writer appended", n, fixed)
+	last, _ := open(t, path, checkpoint.AppendOptions{})
+	if err := last.Append(batchOf("end")); err != nil { // repairs a last fragment
+		t.Fatal(err)
+	}
+
+	want := map[string]bool{"end": true}
+	for w := range writers {
+		for i := range batches[w] {
+			for j := range perBatch {
+				want[fmt.Sprintf("w%d-%d-%d", w, i, j)] = true
+			}
+		}
+	}
+	for _, l := range strings.SplitAfter(readFile(t, path), "\n") {
+		if l == "" {
+			continue
+		}
+		if !strings.HasSuffix(l, "\n") || !want[strings.TrimSuffix(l, "\n")] {
+			t.Fatalf("line %.60q is not one of the lines appended, or is repeated", l)
+		}
+		delete(want, strings.TrimSuffix(l, "\n"))
+	}
+	if len(want) > 0 {
+		t.Errorf("%d lines appended are missing from the checkpoint (cut off with a fragment?)", len(want))
+	}
+	// Crashes with no repair between them glue their fragments together.
+	frags := regexp.MustCompile(`^(frag[0-9]+)+\n$`)
+	for _, l := range strings.SplitAfter(readFile(t, path+".torn"), "\n") {
+		if l != "" && !frags.MatchString(l) {
+			t.Fatalf("%s.torn holds %.60q, which is not made of fragments", path, l)
+		}
 	}
 }

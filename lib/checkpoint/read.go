@@ -184,36 +184,27 @@ func (s *Snapshot) prevNewline(pos int64) (int64, error) {
 	if s.f == nil {
 		return -1, nil
 	}
-	var buf [64 << 10]byte
-	for pos > 0 { // each step moves pos back by a whole buffer
-		from := max(pos-int64(len(buf)), 0)
-		b := buf[:pos-from]
-		if _, err := s.f.ReadAt(b, from); err != nil {
-			return 0, s.readErr(err)
-		}
-		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-			return from + int64(i), nil
-		}
-		pos = from
+	nl, err := lines.LastNewline(s.f, pos)
+	if err != nil {
+		return 0, s.readErr(err)
 	}
-	return -1, nil
+	return nl, nil
 }
 
 // blocks calls fn with consecutive pieces of the complete lines of the
-// snapshot, each made of whole lines ending in "\n". The piece is only valid
-// until fn returns.
+// snapshot, each made of whole lines ending in "\n" (lines.Blocks, which
+// also drops the BOM before s.start). The piece is only valid until fn
+// returns.
 func (s *Snapshot) blocks(fn func(b []byte) error) error {
 	if s.f == nil || s.end <= s.start {
 		return nil
 	}
-	r := io.NewSectionReader(s.f, s.start, s.end-s.start)
-	buf := make([]byte, min(blockSize, s.end-s.start))
-	n := 0 // bytes held in buf
-	for {  // each step reads more or ends; the section is finite
-		m, err := r.Read(buf[n:])
-		n += m
+	size := int(min(blockSize, s.end))
+	b := lines.NewBlocks(io.NewSectionReader(s.f, 0, s.end), size, size)
+	for {
+		block, err := b.Next()
 		if err == io.EOF {
-			if n > 0 {
+			if len(b.Tail()) > 0 {
 				// The section ends with "\n" unless the file was cut short
 				// while being read.
 				return fmt.Errorf("checkpoint %s: file shrank while being read", s.name)
@@ -223,17 +214,9 @@ func (s *Snapshot) blocks(fn func(b []byte) error) error {
 		if err != nil {
 			return s.readErr(err)
 		}
-		last := bytes.LastIndexByte(buf[:n], '\n')
-		if last < 0 {
-			if n == len(buf) { // one line longer than the buffer
-				buf = append(buf, make([]byte, len(buf))...)
-			}
-			continue
-		}
-		if err := fn(buf[:last+1]); err != nil {
+		if err := fn(block); err != nil {
 			return err
 		}
-		n = copy(buf, buf[last+1:n])
 	}
 }
 

@@ -58,7 +58,7 @@ func TestSnapshot(t *testing.T) {
 		{"blank lines skipped", "\na\n \t \n\nb\n\n \n", []string{"a", "b"}, "b", 5, 1, 7, false},
 		{"only blank lines", "\n \n\t\r\n", nil, "", 0, 0, 3, false},
 		{"crlf", "a\r\nb\r\n", []string{"a", "b"}, "b", 2, 1, 2, false},
-		{"lone cr kept in key", "a\r\r\nb\r\n", []string{"a\r", "b"}, "b", 2, 1, 2, false},
+		{"trailing cr not in key", "a\r\r\nb\r\n\r\r\n", []string{"a", "b"}, "b", 2, 1, 3, false},
 		{"spaces around keys", " a \n\tb\t\r\n", []string{"a", "b"}, "b", 2, 1, 2, false},
 		{"bom", "\xEF\xBB\xBFa\nb\n", []string{"a", "b"}, "b", 2, 1, 2, false},
 		{"bom on the last line", "\xEF\xBB\xBFa\n\n", []string{"a"}, "a", 1, 1, 2, false},

@@ -21,10 +21,28 @@ const (
 	ExitOK          = 0   // everything done
 	ExitFailure     = 1   // some item failed, or the checkpoint does not fit the input
 	ExitUsage       = 2   // usage error or fatal I/O error
+	ExitHangup      = 129 // stopped by SIGHUP (the terminal closed)
 	ExitInterrupted = 130 // stopped by SIGINT
 	ExitPipe        = 141 // stdout closed, as for SIGPIPE
 	ExitTerminated  = 143 // stopped by SIGTERM
 )
+
+// Signals are the signals that stop a tool the orderly way: SIGHUP (the
+// terminal closed), SIGINT (Ctrl-C) and SIGTERM, each with its own status.
+var Signals = []os.Signal{syscall.SIGHUP, os.Interrupt, syscall.SIGTERM}
+
+// SignalExit returns the exit status after sig, 128 plus its number as a
+// shell reports it: 129 after SIGHUP, 130 after SIGINT, 143 after SIGTERM.
+// Any other signal gives 130.
+func SignalExit(sig os.Signal) int {
+	switch sig {
+	case syscall.SIGHUP:
+		return ExitHangup
+	case syscall.SIGTERM:
+		return ExitTerminated
+	}
+	return ExitInterrupted
+}
 
 // RunFunc is the entry point of a tool: it returns the exit status and never
 // calls os.Exit, so tests can run it in-process.
@@ -36,12 +54,13 @@ type Signal struct{ Sig os.Signal }
 func (s Signal) Error() string { return "interrupted by " + s.Sig.String() }
 
 // SignalContext returns a context cancelled, with a Signal cause, by the
-// first SIGINT or SIGTERM. After that first signal the default handling is
-// restored, so a second one ends the process at once.
+// first of Signals. After that first signal the default handling is
+// restored, so a second one ends the process at once, unless the tool has
+// asked for the signals itself (signal.Notify) to handle the second one.
 func SignalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(ch, Signals...)
 	go func() {
 		select {
 		case s := <-ch:
@@ -54,15 +73,12 @@ func SignalContext(parent context.Context) (context.Context, func()) {
 	return ctx, func() { cancel(nil) }
 }
 
-// SignalStatus returns 130 or 143 if ctx was cancelled by SIGINT or SIGTERM
-// (see SignalContext), and 0 otherwise.
+// SignalStatus returns 129, 130 or 143 if ctx was cancelled by SIGHUP,
+// SIGINT or SIGTERM (see SignalContext and SignalExit), and 0 otherwise.
 func SignalStatus(ctx context.Context) int {
 	var s Signal
 	if errors.As(context.Cause(ctx), &s) {
-		if s.Sig == syscall.SIGTERM {
-			return ExitTerminated
-		}
-		return ExitInterrupted
+		return SignalExit(s.Sig)
 	}
 	return 0
 }

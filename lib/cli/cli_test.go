@@ -71,7 +71,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestSignalStatus(t *testing.T) {
-	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+	for sig, want := range map[syscall.Signal]int{syscall.SIGHUP: 129, syscall.SIGINT: 130, syscall.SIGTERM: 143} {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		cancel(cli.Signal{Sig: sig})
 		if got := cli.SignalStatus(ctx); got != want {

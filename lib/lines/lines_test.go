@@ -82,7 +82,8 @@ func TestReaderError(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	for in, want := range map[string]string{
-		"a": "a", " a\t": "a", "\t \t": "", "a b": "a b", "a\r": "a\r", "": "",
+		"a": "a", " a\t": "a", "\t \t": "", "a b": "a b", "": "",
+		"a\r": "a", "\ra\r\r": "a", "\r \t\r": "", "a\rb": "a\rb", " \r\ta\t\r ": "a",
 	} {
 		if got := lines.Key([]byte(in)); !bytes.Equal(got, []byte(want)) {
 			t.Errorf("Key(%q) = %q, want %q", in, got, want)

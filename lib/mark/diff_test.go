@@ -89,7 +89,7 @@ func randomInput(rng *rand.Rand, long bool) []byte {
 	for range rng.IntN(200) {
 		switch rng.IntN(12) {
 		case 0: // empty or blank line
-			in.WriteString([]string{"", " ", "\t", " \t ", "\r"}[rng.IntN(5)])
+			in.WriteString([]string{"", " ", "\t", " \t ", "\r", "\r \r", "\r\r"}[rng.IntN(7)])
 		case 1:
 			if long {
 				in.Write(bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, 1+rng.IntN(600<<10)))

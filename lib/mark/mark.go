@@ -22,14 +22,19 @@
 // as soon as the previous fsync ends. A fsync that is running is never cut
 // short, so a line waits at most D, or one fsync if the disk is slower.
 //
-// After SIGINT or SIGTERM (or a closed stdout with -t) the reader stops at
-// its next Read and everything it parsed is committed. A reader blocked in
-// a Read of an idle pipe is given readGrace, then abandoned: whatever that
-// Read returns later is not recorded (it was never parsed into lines).
+// Signals. Ctrl-C sends SIGINT to every process of the pipeline at once,
+// while ckfetch may still be fsyncing a finished file whose line it has yet
+// to echo. So on the first SIGHUP, SIGINT or SIGTERM ckmark does not stop
+// reading: it drains, committing every batch at once (no window), until its
+// stdin ends (its writer exited) or --grace has passed. A second signal, the
+// end of the grace period, or a closed stdout with -t stop the reader at its
+// next Read, and everything it parsed is committed. A reader blocked in a
+// Read of an idle pipe is given readGrace, then abandoned: whatever that
+// Read returns later is not recorded (it was never parsed into lines). The
+// exit status is the first signal's.
 package mark
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,25 +61,33 @@ const description = `Append each non-blank line of stdin to CHECKPOINT, durably.
 Lines are written whole, as read minus their ending, followed by "\n", and
 fsynced in groups (group commit): a line waits at most --sync-every before
 its group is written and fsynced. Everything read is durable before ckmark
-exits, at end of input, after SIGINT or SIGTERM, and when stdout is closed
-with -t. An unterminated last input line is not recorded. Concurrent ckmark
+exits, at end of input, after a signal, and when stdout is closed with -t.
+An unterminated last input line is not recorded. Concurrent ckmark
 processes may append to one checkpoint; a torn last line left by a crash is
-cut off with a warning.
+saved to CHECKPOINT.torn, then cut off with a warning.
 
-Exit status: 0 done, 2 usage or I/O error, 130/143 after SIGINT/SIGTERM,
-141 when stdout was closed with -t.`
+On the first SIGHUP, SIGINT or SIGTERM ckmark goes on reading and recording
+until its input ends (the command writing to it exited), for at most
+--grace; a second signal stops it at once, everything read so far durable.
+
+Exit status: 0 done, 2 usage or I/O error, 129/130/143 after
+SIGHUP/SIGINT/SIGTERM, 141 when stdout was closed with -t.`
 
 // CLI is ckmark's command line.
 type CLI struct {
 	Tee        bool          `short:"t" help:"Copy each line to stdout once it is durable, so ckmark can sit in the middle of a pipeline."`
 	SyncEvery  time.Duration `default:"100ms" placeholder:"D" help:"Longest a line waits before its group of lines is written and fsynced (0: commit as soon as the previous fsync ends). Default: ${default}."`
+	Grace      time.Duration `default:"10s" placeholder:"D" help:"After a first signal, how long to go on reading and recording until stdin ends (its writer finishing its last lines) before stopping; a second signal stops at once. Default: ${default}."`
 	Checkpoint string        `arg:"" placeholder:"CHECKPOINT" help:"File to append the lines to; created if missing."`
 }
 
-// Validate rejects a negative --sync-every.
+// Validate rejects a negative --sync-every or --grace.
 func (c *CLI) Validate() error {
 	if c.SyncEvery < 0 {
 		return fmt.Errorf("--sync-every must not be negative, got %v", c.SyncEvery)
+	}
+	if c.Grace < 0 {
+		return fmt.Errorf("--grace must not be negative, got %v", c.Grace)
 	}
 	return nil
 }
@@ -100,9 +113,6 @@ const (
 	// block is still in the CPU cache when its lines are copied into the
 	// batch. A longer line grows the read buffer to hold it whole.
 	readSize = 256 << 10
-	// maxEmptyReads is how many reads of stdin in a row may return
-	// nothing and no error before reading gives up (as bufio.Reader).
-	maxEmptyReads = 100
 )
 
 // errStopped ends the reader once the committer stops.
@@ -123,6 +133,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return cli.ExitUsage
 	}
 	r := newRun(app, c.SyncEvery)
+	r.grace = c.Grace
+	// ckmark handles the second signal itself (SignalContext would restore
+	// the default handling after the first, and the second would kill it
+	// with lines read but not durable).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, cli.Signals...)
+	defer signal.Stop(sigs)
 	if c.Tee {
 		r.tee = stdout
 		// A write to a closed stdout must return EPIPE rather than kill
@@ -133,7 +150,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	growPipe(stdin)
 	go r.read(stdin)
-	status := r.commit(ctx, log)
+	status := r.commit(ctx, sigs, log)
 	if err := app.Close(); err != nil && status == cli.ExitOK {
 		log.Printf("%v", err)
 		status = cli.ExitUsage
@@ -161,7 +178,8 @@ func openHint(err error, path string) string {
 type run struct {
 	app    *checkpoint.Appender
 	window time.Duration
-	tee    io.Writer // nil without -t
+	grace  time.Duration // how long to drain after the first signal
+	tee    io.Writer     // nil without -t
 	wake   chan struct{}
 
 	mu sync.Mutex
@@ -177,8 +195,10 @@ type run struct {
 	readErr   error      // ... with this error reading stdin
 	tail      []byte     // start of an unterminated last line, not recorded
 	tailLen   int        // its full length
-	cancelled bool       // read no more: signal, or stdout closed
-	giveUp    time.Time  // after a signal, when to stop waiting for a Read
+	draining  bool       // a first signal came: commit at once, read on
+	drainEnd  time.Time  // ... until then
+	cancelled bool       // read no more: second signal, grace over, or stdout closed
+	giveUp    time.Time  // after cancel, when to stop waiting for a Read
 	stop      bool       // the committer is finished: touch nothing more
 }
 
@@ -210,56 +230,43 @@ func (r *run) notify() {
 	}
 }
 
-// read reads stdin in blocks and adds the whole lines of each to r.fill,
-// lending it to the committer during each Read of stdin. What follows the
-// last "\n" of a block (the start of a line) stays in buf for the next
-// Read; buf doubles when one line does not fit in it.
+// read reads stdin in blocks (lines.Blocks) and adds the whole lines of
+// each to r.fill, lending it to the committer during each Read of stdin
+// (lending). The start of a line that a block cuts off waits in the read
+// buffer for the next block.
 func (r *run) read(stdin io.Reader) {
-	buf := make([]byte, readSize)
-	n := 0          // bytes held in buf: the start of a line
-	scanned := 0    // of which this many are known to hold no "\n"
-	start := true   // a BOM at the start of stdin may not be complete yet
-	emptyReads := 0 // in a row
+	blocks := lines.NewBlocks(lending{r, stdin}, readSize, readSize)
 	for {
-		if err := r.lend(); err != nil {
-			r.finish(err, nil)
-			return
-		}
-		m, err := stdin.Read(buf[n:])
-		if !r.reclaim() {
-			r.finish(errStopped, nil)
-			return
-		}
-		n += m
-		if m > 0 || err != nil {
-			emptyReads = 0
-		} else if emptyReads++; emptyReads == maxEmptyReads {
-			err = io.ErrNoProgress
-		}
-		if start {
-			var decided bool
-			n, decided = lines.TrimBOM(buf, n, err != nil)
-			start = !decided
-		}
-		if !start {
-			if last := bytes.LastIndexByte(buf[scanned:n], '\n'); last >= 0 {
-				end := scanned + last + 1
-				r.fill.AddLines(buf[:end])
-				n = copy(buf, buf[end:n])
+		b, err := blocks.Next()
+		if err != nil {
+			var tail []byte // after a failed read, the start of a line is dropped
+			if err == io.EOF {
+				tail = blocks.Tail()
 			}
-			scanned = n
-		}
-		switch {
-		case err == io.EOF:
-			r.finish(err, buf[:n])
+			r.finish(err, tail)
 			return
-		case err != nil: // the start of a line in buf is dropped
-			r.finish(err, nil)
-			return
-		case n == len(buf): // a line longer than buf
-			buf = append(buf, make([]byte, len(buf))...)
 		}
+		r.fill.AddLines(b)
 	}
+}
+
+// lending is stdin as the reader goroutine reads it: r.fill is lent to the
+// committer during each Read. A Read after which the committer has stopped
+// returns errStopped, and its bytes are dropped: they were never parsed.
+type lending struct {
+	r     *run
+	stdin io.Reader
+}
+
+func (l lending) Read(p []byte) (int, error) {
+	if err := l.r.lend(); err != nil {
+		return 0, err
+	}
+	n, err := l.stdin.Read(p)
+	if !l.r.reclaim() {
+		return 0, errStopped
+	}
+	return n, err
 }
 
 // lend lends r.fill to the committer before a Read of stdin. If the batch is
@@ -322,16 +329,25 @@ func (r *run) finish(err error, tail []byte) {
 }
 
 // commit is the committer loop. It returns the exit status once everything
-// read is durable (or a checkpoint write failed).
-func (r *run) commit(ctx context.Context, log cli.Logger) int {
+// read is durable (or a checkpoint write failed). The first signal (on sigs,
+// or ctx cancelled) starts the drain, the second cancels.
+func (r *run) commit(ctx context.Context, sigs <-chan os.Signal, log cli.Logger) int {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	done := ctx.Done()
 	spare := newBatch()
 	teeStatus := cli.ExitOK
+	var first os.Signal // the first signal received on sigs
+	signals := 0
 	for {
 		r.mu.Lock()
-		// After a signal the reader stops at its next Read. If it is
+		drainLeft := time.Duration(0)
+		if r.draining && !r.cancelled {
+			if drainLeft = time.Until(r.drainEnd); drainLeft <= 0 {
+				r.stopReading()
+			}
+		}
+		// Once cancelled the reader stops at its next Read. If it is
 		// blocked in one it may never come back, so do not wait for it
 		// longer than readGrace: every line it parsed is in the batch it
 		// lent.
@@ -346,7 +362,7 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 			n = r.fill.Len()
 		}
 		if n > 0 {
-			if !final && !r.cancelled && n < commitAt && r.window > 0 {
+			if !final && !r.cancelled && !r.draining && n < commitAt && r.window > 0 {
 				wait = r.window - time.Since(r.fillSince)
 			}
 			if wait <= 0 {
@@ -382,11 +398,13 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 			continue
 		}
 		if final {
-			return r.status(ctx, log, teeStatus)
+			return r.status(ctx, first, log, teeStatus)
 		}
 
-		if grace > 0 && (wait <= 0 || grace < wait) {
-			wait = grace
+		for _, d := range []time.Duration{grace, drainLeft} {
+			if d > 0 && (wait <= 0 || d < wait) {
+				wait = d
+			}
 		}
 		var tick <-chan time.Time
 		if wait > 0 {
@@ -398,9 +416,27 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 		case <-tick:
 		case <-done:
 			done = nil
-			r.cancel()
+			r.drain()
+		case s := <-sigs:
+			if signals++; signals == 1 {
+				first = s
+				r.drain()
+			} else {
+				r.cancel()
+			}
 		}
 		timer.Stop()
+	}
+}
+
+// drain starts the grace period after a first signal: the reader goes on
+// until stdin ends, and every batch is committed at once.
+func (r *run) drain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.draining {
+		r.draining = true
+		r.drainEnd = time.Now().Add(r.grace)
 	}
 }
 
@@ -408,6 +444,11 @@ func (r *run) commit(ctx context.Context, log cli.Logger) int {
 func (r *run) cancel() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopReading()
+}
+
+// stopReading is cancel with r.mu held.
+func (r *run) stopReading() {
 	if !r.cancelled {
 		r.cancelled = true
 		r.giveUp = time.Now().Add(readGrace)
@@ -424,7 +465,9 @@ func (r *run) halt() {
 }
 
 // status reports how the run ended, once everything read is committed.
-func (r *run) status(ctx context.Context, log cli.Logger, teeStatus int) int {
+// After a signal it is the signal's status, even when stdin ended or
+// stdout closed during the drain.
+func (r *run) status(ctx context.Context, first os.Signal, log cli.Logger, teeStatus int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tail != nil {
@@ -438,13 +481,16 @@ func (r *run) status(ctx context.Context, log cli.Logger, teeStatus int) int {
 	case r.readErr != nil:
 		log.Printf("read stdin: %v", r.readErr)
 		return cli.ExitUsage
+	case cli.SignalStatus(ctx) != 0:
+		return cli.SignalStatus(ctx)
+	case first != nil:
+		return cli.SignalExit(first)
 	case teeStatus != cli.ExitOK:
 		return teeStatus
+	case ctx.Err() != nil:
+		return cli.ExitInterrupted
 	case r.eof:
 		return cli.ExitOK
-	}
-	if s := cli.SignalStatus(ctx); s != 0 {
-		return s
 	}
 	return cli.ExitInterrupted
 }

@@ -135,9 +135,9 @@ func waitFor(t *testing.T, path, want string) {
 	t.Fatalf("checkpoint never held %q; it holds %q", want, readFile(t, path))
 }
 
-// After a signal Main commits what it read and returns 130 or 143 even
-// though stdin stays open and its reader is blocked in Read, and even with
-// a long --sync-every window.
+// After a signal, with --grace 0 (no drain), Main commits what it read and
+// returns 130 or 143 even though stdin stays open and its reader is blocked
+// in Read, and even with a long --sync-every window.
 func TestSignal(t *testing.T) {
 	tests := []struct {
 		sig    syscall.Signal
@@ -160,7 +160,7 @@ func TestSignal(t *testing.T) {
 			var stderr bytes.Buffer
 			result := make(chan int, 1)
 			go func() {
-				result <- mark.Main(ctx, []string{"--sync-every", tt.window, path}, stdin, io.Discard, &stderr)
+				result <- mark.Main(ctx, []string{"--grace", "0", "--sync-every", tt.window, path}, stdin, io.Discard, &stderr)
 			}()
 			var want strings.Builder
 			for i := range 100 {
@@ -178,6 +178,74 @@ func TestSignal(t *testing.T) {
 			}
 			if got := readFile(t, path); got != want.String() {
 				t.Errorf("checkpoint has %d bytes, want all %d read", len(got), want.Len())
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("stderr = %q, want empty", stderr.String())
+			}
+		})
+	}
+}
+
+// After a first signal Main goes on reading and recording until stdin ends
+// (here a writer that keeps writing for a while after the signal, as ckfetch
+// does while it finishes its last files), and returns the signal's status.
+// With a short --grace and stdin left open, it stops when the grace ends,
+// with whole lines recorded: all those from before the signal, and however
+// many of the later ones it read in time.
+func TestSignalDrains(t *testing.T) {
+	for _, tt := range []struct {
+		name, grace string
+		closeStdin  bool
+	}{
+		{"until stdin ends", "1h", true},
+		{"until grace ends", "100ms", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "check.txt")
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			defer pw.Close()
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			var stderr bytes.Buffer
+			result := make(chan int, 1)
+			go func() {
+				result <- mark.Main(ctx, []string{"--grace", tt.grace, "--sync-every", "0", path}, pr, io.Discard, &stderr)
+			}()
+			var want strings.Builder
+			write := func(from, to int) {
+				var b strings.Builder
+				for i := from; i < to; i++ {
+					fmt.Fprintf(&b, "u%d\n", i)
+				}
+				if _, err := io.WriteString(pw, b.String()); err != nil {
+					t.Fatal(err)
+				}
+				want.WriteString(b.String())
+			}
+			write(0, 10)
+			waitFor(t, path, want.String())
+			before := want.String()
+			cancel(cli.Signal{Sig: syscall.SIGINT})
+			for i := range 10 { // more lines, over a while
+				time.Sleep(20 * time.Millisecond)
+				write(10+10*i, 20+10*i)
+			}
+			if tt.closeStdin {
+				pw.Close()
+			}
+			if s := <-result; s != cli.ExitInterrupted {
+				t.Errorf("status = %d, want %d", s, cli.ExitInterrupted)
+			}
+			got := readFile(t, path)
+			switch {
+			case tt.closeStdin && got != want.String():
+				t.Errorf("checkpoint has %d bytes, want all %d written before stdin ended", len(got), want.Len())
+			case !strings.HasPrefix(want.String(), got) || !strings.HasPrefix(got, before) || !strings.HasSuffix(got, "\n"):
+				t.Errorf("checkpoint %q is not whole lines of the input from the first %d bytes on", got, len(before))
 			}
 			if stderr.Len() > 0 {
 				t.Errorf("stderr = %q, want empty", stderr.String())

@@ -31,8 +31,8 @@ const description = `Print the lines of the input lists that are still to be don
 Reads the FILEs in order (none, or -, for standard input). By default it
 resumes after the checkpoint's last line; --set skips every line whose key is
 in the checkpoint, for checkpoints written out of order. A line's key is the
-line without its ending and surrounding spaces and tabs; blank lines are never
-printed. Exit status: 0 done, 1 the checkpoint does not fit the input
+line without its ending and surrounding spaces, tabs and carriage returns;
+blank lines are never printed. Exit status: 0 done, 1 the checkpoint does not fit the input
 (nothing printed), 2 usage or I/O error.`
 
 // CLI is ckskip's command line.

@@ -306,7 +306,7 @@ func reference(in, ck []byte, set bool) (string, bool) {
 // "\r\n" endings and the BOM are split across reads.
 func TestAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	atoms := []string{"a", "b", "c", " ", "\t", "\r", "\n", "\r\n", "\n", "\n", "ab", "\xff"}
+	atoms := []string{"a", "b", "c", " ", "\t", "\r", "\n", "\r\n", "\n", "\n", "ab", "\xff", "\r\r\n", "\r ", "\r\r"}
 	gen := func(n int) string {
 		var b strings.Builder
 		if rng.IntN(4) == 0 {

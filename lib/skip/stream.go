@@ -29,12 +29,12 @@ const (
 
 // runner holds the state of one run across the input files.
 type runner struct {
-	ctx   context.Context
-	w     *bufio.Writer
-	ew    *errWriter
-	shard *shard.Spec // nil: every line
-	mode  mode
-	buf   []byte // the read buffer, kept from one input to the next
+	ctx    context.Context
+	w      *bufio.Writer
+	ew     *errWriter
+	shard  *shard.Spec // nil: every line
+	mode   mode
+	blocks *lines.Blocks // the reader, its buffer kept from one input to the next
 
 	last       checkpoint.Last // seeking: the resume key and its count
 	seen       int64           // seeking: occurrences of last.Key so far
@@ -48,51 +48,30 @@ type runner struct {
 
 // file streams one input: whole lines in blocks, then the unterminated last
 // line if any. A BOM at its start is dropped. The cancellation of ctx is
-// checked between reads.
+// checked before each read.
 func (r *runner) file(rd io.Reader) error {
-	if r.buf == nil {
-		r.buf = make([]byte, firstBlock)
+	rd = ctxReader{r.ctx, rd}
+	if r.blocks == nil {
+		r.blocks = lines.NewBlocks(rd, firstBlock, blockSize)
+	} else {
+		r.blocks.Reset(rd) // keep the buffer from one input to the next
 	}
-	buf := r.buf
-	defer func() { r.buf = buf }()
-	n := 0 // bytes held in buf
-	start := true
-	for { // each step reads more or returns; the loop ends at EOF or an error
-		if err := r.ctx.Err(); err != nil {
-			return err
-		}
-		m, err := rd.Read(buf[n:])
-		n += m
-		full := n == len(buf)
-		if start {
-			var decided bool
-			n, decided = lines.TrimBOM(buf, n, err != nil)
-			start = !decided
-		}
-		if err != nil && err != io.EOF {
-			return err
-		}
-		if !start {
-			if last := bytes.LastIndexByte(buf[:n], '\n'); last >= 0 {
-				if err := r.block(buf[:last+1]); err != nil {
-					return err
-				}
-				n = copy(buf, buf[last+1:n])
-				full = full && len(buf) < blockSize // reads fill the buffer: use larger reads
-			}
-		}
+	for {
+		b, err := r.blocks.Next()
 		if err == io.EOF {
-			if n > 0 {
-				r.line(buf[:n]) // a last line without an ending is still a line
+			if tail := r.blocks.Tail(); len(tail) > 0 {
+				r.line(tail) // a last line without an ending is still a line
 				if r.mode == setting {
 					r.flushSet()
 				}
 			}
 			return r.writeErr()
 		}
-		if full { // larger reads, or a line longer than the buffer
-			buf = append(buf, make([]byte, len(buf))...)
-			buf = buf[:cap(buf)]
+		if err != nil {
+			return err
+		}
+		if err := r.block(b); err != nil {
+			return err
 		}
 	}
 }
@@ -100,6 +79,19 @@ func (r *runner) file(rd io.Reader) error {
 // firstBlock is the size of the first read buffer. It doubles while reads
 // fill it, up to blockSize, so a short input costs little memory.
 const firstBlock = 64 << 10
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
 
 func (r *runner) writeErr() error {
 	if r.ew.err != nil {
@@ -151,13 +143,14 @@ func (r *runner) seek(b []byte) []byte {
 }
 
 // emit prints every line of b. Runs of lines that print unchanged (they
-// start with neither a space, a tab nor their ending and do not end in
-// "\r\n") go out in one write; the others are checked one by one.
+// start with neither a byte Key trims nor their ending, so their key is not
+// blank, and do not end in "\r\n") go out in one write; the others are
+// checked one by one.
 func (r *runner) emit(b []byte) {
 	run := 0 // start of the run of unchanged lines
 	for i, rest := 0, b; len(rest) > 0; {
 		j := bytes.IndexByte(rest, '\n')
-		if c := rest[0]; c == ' ' || c == '\t' || j == 0 || rest[j-1] == '\r' {
+		if j == 0 || lines.IsBlank(rest[0]) || rest[j-1] == '\r' {
 			r.w.Write(b[run:i])
 			line := lines.TrimEnding(rest[:j+1])
 			if len(lines.Key(line)) > 0 {
