@@ -381,9 +381,10 @@ func written(t *testing.T, c *sysCall) string {
 	return data[:count]
 }
 
-// runTraced runs tool with args in dir under strace, and returns its stdout
-// and the parsed trace.
-func runTraced(t *testing.T, dir string, stdin *os.File, tool string, args ...string) (string, *trace) {
+// runTraced runs tool with args in dir under strace, with stdin, and returns
+// its stdout and the parsed trace. feed, if not nil, runs once the tool has
+// started.
+func runTraced(t *testing.T, dir string, stdin *os.File, feed func(), tool string, args ...string) (string, *trace) {
 	t.Helper()
 	strace := needStrace(t)
 	out := filepath.Join(t.TempDir(), "strace.txt")
@@ -392,7 +393,14 @@ func runTraced(t *testing.T, dir string, stdin *os.File, tool string, args ...st
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := cmd.Start()
+	if err == nil && feed != nil {
+		feed()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		t.Fatalf("strace %s %q: %v\nstderr:\n%s", tool, args, err, stderr.String())
 	}
 	if t.Failed() {
@@ -488,7 +496,7 @@ func TestDurabilityOrderFetch(t *testing.T) {
 	}
 	stdin := tempInput(t, input.String())
 
-	stdout, tr := runTraced(t, dir, stdin, "ckfetch", "-q", "-j", "3", "--per-host", "2", "--backoff", "5ms", "-d", outDir)
+	stdout, tr := runTraced(t, dir, stdin, nil, "ckfetch", "-q", "-j", "3", "--per-host", "2", "--backoff", "5ms", "-d", outDir)
 	echoes, _ := tr.stdout(t)
 	if stdout != input.String() || len(echoes) != len(items) {
 		t.Fatalf("ckfetch echoed %q (%d lines in the trace); want every line %q", stdout, len(echoes), input.String())
@@ -583,11 +591,22 @@ func tempInput(t *testing.T, s string) *os.File {
 }
 
 // TestDurabilityOrderMark: ckmark -t writes a line to stdout only after an
-// fsync of the checkpoint that began after the line was written to it, and
-// everything it wrote to the checkpoint is fsynced before it exits. The
-// input comes in three bursts, so that there are several commits.
+// fsync of the checkpoint that began after the line was written to it, and,
+// with or without -t, everything it wrote to the checkpoint is fsynced
+// before it exits. The input comes in three bursts, so that there are
+// several commits.
 func TestDurabilityOrderMark(t *testing.T) {
 	needStrace(t)
+	for _, tee := range []bool{true, false} {
+		name := "plain"
+		if tee {
+			name = "tee"
+		}
+		t.Run(name, func(t *testing.T) { testDurabilityOrderMark(t, tee) })
+	}
+}
+
+func testDurabilityOrderMark(t *testing.T, tee bool) {
 	dir := realTempDir(t)
 	check := filepath.Join(dir, "check.txt")
 	r, w, err := os.Pipe()
@@ -595,24 +614,27 @@ func TestDurabilityOrderMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want strings.Builder
-	go func() {
+	feed := func() {
 		defer w.Close()
 		for burst := range 3 {
+			// Longer than --sync-every (and than the start of a traced
+			// process, for the first): each burst is a commit of its own.
+			time.Sleep(300 * time.Millisecond)
 			var b strings.Builder
 			for i := range 5 {
 				fmt.Fprintf(&b, "line %d.%d\n", burst, i)
 			}
 			w.WriteString(b.String())
-			// Longer than --sync-every: the next burst is another commit.
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	for burst := range 3 {
-		for i := range 5 {
-			fmt.Fprintf(&want, "line %d.%d\n", burst, i)
+			want.WriteString(b.String())
 		}
 	}
-	stdout, tr := runTraced(t, dir, r, "ckmark", "-t", "--sync-every", "10ms", check)
+	args := []string{"--sync-every", "10ms", check}
+	wantOut := func() string { return "" }
+	if tee {
+		args = append([]string{"-t"}, args...)
+		wantOut = want.String
+	}
+	stdout, tr := runTraced(t, dir, r, feed, "ckmark", args...)
 	r.Close()
 	echoes, _ := tr.stdout(t)
 	var text strings.Builder
@@ -621,24 +643,26 @@ func TestDurabilityOrderMark(t *testing.T) {
 			text.WriteString(written(t, c))
 		}
 	}
-	if stdout != want.String() || len(echoes) != 15 {
-		t.Fatalf("ckmark -t printed %q (%d lines in the trace); want %q", stdout, len(echoes), want.String())
+	if stdout != wantOut() || len(echoes) != strings.Count(wantOut(), "\n") {
+		t.Fatalf("ckmark %q printed %q (%d lines in the trace); want %q", args, stdout, len(echoes), wantOut())
 	}
 	if got := string(read(t, check)); got != want.String() || text.String() != got {
 		t.Fatalf("check.txt holds %q, and the trace shows %q written to it; want %q", got, text.String(), want.String())
 	}
 
-	t.Run("synced-before-echo", func(t *testing.T) {
-		for i, e := range echoes {
-			wr := recordWrite(t, tr, check, i)
-			if wr == nil {
-				t.Fatalf("line %d %q: no write of it into %s in the trace", i+1, e.line, check)
+	if tee {
+		t.Run("synced-before-echo", func(t *testing.T) {
+			for i, e := range echoes {
+				wr := recordWrite(t, tr, check, i)
+				if wr == nil {
+					t.Fatalf("line %d %q: no write of it into %s in the trace", i+1, e.line, check)
+				}
+				if c := syncBetween(tr, check, wr, e.write); c == nil {
+					t.Errorf("line %d %q: printed (trace line %d) without an fsync of %s after it was written there (line %d)", i+1, e.line, e.write.start+1, check, wr.end+1)
+				}
 			}
-			if c := syncBetween(tr, check, wr, e.write); c == nil {
-				t.Errorf("line %d %q: printed (trace line %d) without an fsync of %s after it was written there (line %d)", i+1, e.line, e.write.start+1, check, wr.end+1)
-			}
-		}
-	})
+		})
+	}
 
 	t.Run("synced-before-exit", func(t *testing.T) {
 		var exit, lastWrite *sysCall
