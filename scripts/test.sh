@@ -14,7 +14,9 @@
 # any failed. Nothing reads the terminal: it runs the same with CI=true and
 # stdin closed. The race detector needs cgo (a C compiler); without one the
 # tests run without -race and a warning says so (and step 3, which step 2
-# then covers, is left out).
+# then covers, is left out). strace, which cmd/durability_test.go needs, is
+# installed with apt-get when missing (as root); if it cannot be, or cannot
+# trace, a warning says that test skips.
 
 usage() {
 	cat <<'USAGE'
@@ -63,6 +65,20 @@ race=-race
 if [ "$(go env CGO_ENABLED)" != 1 ]; then
 	race=
 	step "WARNING: cgo is off (no C compiler?), so the tests run without -race; install gcc to get it"
+fi
+
+# cmd/durability_test.go checks the order of fsyncs under strace: install it
+# when missing, or say loudly that the test will skip (go test hides skips).
+if ! command -v strace >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null &&
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null; then
+		step "installed strace for cmd/durability_test.go"
+	else
+		step "WARNING: no strace (and it could not be installed): cmd/durability_test.go skips, THE DURABILITY ORDER IS NOT TESTED"
+	fi
+fi
+if command -v strace >/dev/null && ! strace -f -o /dev/null true >/dev/null 2>&1; then
+	step "WARNING: strace cannot trace here (ptrace not allowed?): cmd/durability_test.go skips, THE DURABILITY ORDER IS NOT TESTED"
 fi
 
 # norace are the tests whose checks are left out under -race (raceBuild in
