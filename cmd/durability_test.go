@@ -452,7 +452,8 @@ func realTempDir(t *testing.T) string {
 // (the -d directory, the host directories, the directories of an explicit
 // PATH) is fsynced into its parent, all before the line is written to
 // stdout. Two hosts (127.0.0.1 and 127.0.0.2), a retried URL and an
-// explicit PATH in new subdirectories.
+// explicit PATH in new subdirectories. A rerun then finds every file there,
+// and echoes each line only after an fsync of its directory.
 func TestDurabilityOrderFetch(t *testing.T) {
 	needStrace(t)
 	srv1 := fetchtest.New()
@@ -561,7 +562,30 @@ func TestDurabilityOrderFetch(t *testing.T) {
 			}
 		}
 	})
+
+	// The same list again: every file is there, and each line is echoed
+	// only after its directory was fsynced by this run (the run before
+	// may have been killed between its rename and that fsync).
+	t.Run("exists-dir-synced", func(t *testing.T) {
+		stdout, tr := runTraced(t, dir, tempInput(t, input.String()), nil, "ckfetch", "-q", "-d", outDir)
+		echoes, _ := tr.stdout(t)
+		if stdout != input.String() || len(echoes) != len(items) {
+			t.Fatalf("the rerun echoed %q (%d lines in the trace); want every line %q", stdout, len(echoes), input.String())
+		}
+		if rs := tr.renames(); len(rs) != 0 {
+			t.Fatalf("the rerun renamed %d files; want none, every file is there", len(rs))
+		}
+		for i, it := range items {
+			echo := echoes[i].write
+			if c := syncBetween(tr, filepath.Dir(it.path), traceStart, echo); c == nil {
+				t.Errorf("%s: its file was there and is echoed (trace line %d) without an fsync of its directory %s before", it.line, echo.start+1, filepath.Dir(it.path))
+			}
+		}
+	})
 }
+
+// traceStart stands for the start of a trace: it returned before any call.
+var traceStart = &sysCall{start: -1, end: -1}
 
 // syncBetween returns an fsync of path that began after a returned and
 // returned before b began, or nil.
