@@ -27,7 +27,7 @@ type crashURL struct {
 	line       string
 	name       string
 	size       int64
-	fails      bool // a 404: must end in the failure file
+	fails      bool // never succeeds: must end in the failure file
 	outputPath string
 }
 
@@ -54,7 +54,8 @@ func TestCrashResume(t *testing.T) {
 	srv := fetchtest.New()
 	defer srv.Close()
 	dir := t.TempDir()
-	list := crashList(t, rng, srv.URL)
+	list, kinds := crashList(t, rng, srv.URL)
+	defer checkKinds(t, kinds, crashLines)
 	var total int64
 	var urls bytes.Buffer
 	for _, u := range list {
@@ -98,27 +99,71 @@ func TestCrashResume(t *testing.T) {
 	}
 }
 
-// crashList makes 300 URLs of mixed sizes and faults, a few of them twice.
-func crashList(t *testing.T, rng *rand.Rand, base string) []crashURL {
+// crashKind is one kind of URL of the crash test's list. Adding a kind is
+// adding an entry to crashKinds.
+type crashKind struct {
+	name   string
+	weight int  // its share of the list, out of the sum of all weights
+	fails  bool // the URL never succeeds: it must end in the failure file
+	// url returns the size of the file and the path and query of a URL of
+	// this kind for the file NAME; the file must end with exactly
+	// fetchtest.Body(NAME, size).
+	url func(rng *rand.Rand, name string) (size int64, pathQuery string)
+}
+
+// crashKinds are the kinds of URL the crash test draws from.
+var crashKinds = []crashKind{
+	{name: "plain", weight: 31, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, int64(rng.IntN(20_000)), "")
+	}},
+	{name: "slow", weight: 12, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 200_000+int64(rng.IntN(300_000)), "&slow=1000000")
+	}},
+	{name: "reset", weight: 6, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 200_000, fmt.Sprintf("&reset=%d", rng.IntN(150_000)+1))
+	}},
+	{name: "503-then-ok", weight: 6, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, int64(rng.IntN(20_000)), "&fail=2")
+	}},
+	{name: "stall", weight: 3, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 100_000, "&stall=50000&stalldur=2s")
+	}},
+	{name: "404", weight: 2, fails: true, url: func(rng *rand.Rand, name string) (int64, string) {
+		return 0, "/status/404?tag=" + name
+	}},
+}
+
+// fileURL is the path and query of fetchtest's file NAME of size bytes, with
+// more options.
+func fileURL(name string, size int64, opts string) (int64, string) {
+	return size, fmt.Sprintf("/f/%s?size=%d%s", name, size, opts)
+}
+
+// crashLines is how many URLs crashList draws.
+const crashLines = 300
+
+// crashList makes crashLines URLs of the kinds of crashKinds, drawn by weight, a few
+// of them twice, and returns how many of each kind it made.
+func crashList(t *testing.T, rng *rand.Rand, base string) ([]crashURL, map[string]int) {
+	total := 0
+	for _, k := range crashKinds {
+		total += k.weight
+	}
+	counts := map[string]int{}
 	var list []crashURL
-	for i := range 300 {
-		size := int64(rng.IntN(20_000))
-		opts := ""
-		switch k := rng.IntN(20); {
-		case k < 4:
-			size, opts = 200_000+int64(rng.IntN(300_000)), "&slow=1000000"
-		case k < 4:
-			size, opts = 200_000, fmt.Sprintf("&reset=%d", rng.IntN(150_000)+1)
-		case k < 6:
-			opts = "&fail=2"
-		case k < 7:
-			size, opts = 100_000, "&stall=50000&stalldur=2s"
+	for i := range crashLines {
+		draw, kind := rng.IntN(total), crashKinds[0]
+		for _, k := range crashKinds {
+			if draw < k.weight {
+				kind = k
+				break
+			}
+			draw -= k.weight
 		}
+		counts[kind.name]++
 		name := fmt.Sprintf("n%d", i)
-		u := crashURL{name: name, size: size, line: fmt.Sprintf("%s/f/%s?size=%d%s", base, name, size, opts)}
-		if rng.IntN(30) == 0 {
-			u = crashURL{name: name, fails: true, line: fmt.Sprintf("%s/status/404?tag=%d", base, i)}
-		}
+		size, pathQuery := kind.url(rng, name)
+		u := crashURL{name: name, size: size, fails: kind.fails, line: base + pathQuery}
 		p, err := outname.FromURL(u.line)
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +174,26 @@ func crashList(t *testing.T, rng *rand.Rand, base string) []crashURL {
 			list = append(list, u) // duplicate lines resume at the right occurrence
 		}
 	}
-	return list
+	return list, counts
+}
+
+// checkKinds logs how many URLs of each kind the list has, and fails the
+// test if a kind that a list of n draws should hold at least ten times is
+// missing (by chance that happens less than once in 20,000 runs).
+func checkKinds(t *testing.T, counts map[string]int, n int) {
+	t.Helper()
+	total := 0
+	for _, k := range crashKinds {
+		total += k.weight
+	}
+	var got []string
+	for _, k := range crashKinds {
+		got = append(got, fmt.Sprintf("%s %d", k.name, counts[k.name]))
+		if expected := float64(n) * float64(k.weight) / float64(total); counts[k.name] == 0 && expected >= 10 {
+			t.Errorf("the list has no %s URL, where %.0f were expected: that kind is never injected", k.name, expected)
+		}
+	}
+	t.Logf("URLs injected by kind: %s", strings.Join(got, ", "))
 }
 
 func checkI1(t *testing.T, dir string, list []crashURL, when string) {
