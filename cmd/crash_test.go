@@ -28,6 +28,7 @@ type crashURL struct {
 	name       string
 	size       int64
 	fails      bool // never succeeds: must end in the failure file
+	versions   bool // etag=changing: the file is one whole version, any of them
 	outputPath string
 }
 
@@ -105,6 +106,9 @@ type crashKind struct {
 	name   string
 	weight int  // its share of the list, out of the sum of all weights
 	fails  bool // the URL never succeeds: it must end in the failure file
+	// versions: the server changes the body on every request (etag=changing),
+	// so the file must be one whole version, whichever.
+	versions bool
 	// url returns the size of the file and the path and query of a URL of
 	// this kind for the file NAME; the file must end with exactly
 	// fetchtest.Body(NAME, size).
@@ -128,9 +132,41 @@ var crashKinds = []crashKind{
 	{name: "stall", weight: 3, url: func(rng *rand.Rand, name string) (int64, string) {
 		return fileURL(name, 100_000, "&stall=50000&stalldur=2s")
 	}},
+	// Servers that lie (issue 7): a 206 shorter than asked, a 206 of a new
+	// version despite If-Range, a Last-Modified too recent to resume on.
+	{name: "short-206", weight: 4, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 200_000, fmt.Sprintf("&reset=%d&short206=%d", rng.IntN(100_000)+1, 20_000+rng.IntN(30_000)))
+	}},
+	{name: "206-ignores-if-range", weight: 4, versions: true, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 200_000, fmt.Sprintf("&reset=%d&etag=changing&ignoreifrange=1&slow=2000000", rng.IntN(150_000)+1))
+	}},
+	{name: "weak-last-modified", weight: 3, url: func(rng *rand.Rand, name string) (int64, string) {
+		return fileURL(name, 200_000, fmt.Sprintf("&reset=%d&weaklastmod=1", rng.IntN(150_000)+1))
+	}},
 	{name: "404", weight: 2, fails: true, url: func(rng *rand.Rand, name string) (int64, string) {
 		return 0, "/status/404?tag=" + name
 	}},
+}
+
+// maxVersions bounds the versions whole tries for an etag=changing URL: the
+// server makes one per request, and a URL gets far fewer requests than this.
+const maxVersions = 200
+
+// whole reports whether got is exactly the server's body for u: for an
+// etag=changing URL, exactly one of its versions (never two glued together).
+func (u crashURL) whole(got []byte) bool {
+	if !u.versions {
+		return bytes.Equal(got, fetchtest.Body(u.name, u.size))
+	}
+	if int64(len(got)) != u.size {
+		return false
+	}
+	for v := 1; v <= maxVersions; v++ {
+		if bytes.Equal(got, fetchtest.BodyVersion(u.name, v, u.size)) {
+			return true
+		}
+	}
+	return false
 }
 
 // fileURL is the path and query of fetchtest's file NAME of size bytes, with
@@ -163,7 +199,7 @@ func crashList(t *testing.T, rng *rand.Rand, base string) ([]crashURL, map[strin
 		counts[kind.name]++
 		name := fmt.Sprintf("n%d", i)
 		size, pathQuery := kind.url(rng, name)
-		u := crashURL{name: name, size: size, fails: kind.fails, line: base + pathQuery}
+		u := crashURL{name: name, size: size, fails: kind.fails, versions: kind.versions, line: base + pathQuery}
 		p, err := outname.FromURL(u.line)
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +257,7 @@ func checkI1(t *testing.T, dir string, list []crashURL, when string) {
 		case u.fails:
 			t.Fatalf("I1 %s: check.txt:%d: %q failed but was recorded as done", when, i+1, line)
 		default:
-			if got := read(t, filepath.Join(dir, u.outputPath)); !bytes.Equal(got, fetchtest.Body(u.name, u.size)) {
+			if got := read(t, filepath.Join(dir, u.outputPath)); !u.whole(got) {
 				t.Fatalf("I1 %s: check.txt:%d: %s has %d bytes, not the server's %d", when, i+1, u.outputPath, len(got), u.size)
 			}
 		}
@@ -238,7 +274,7 @@ func checkI2(t *testing.T, dir string, list []crashURL, seed uint64) {
 			}
 			continue
 		}
-		if got, err := os.ReadFile(filepath.Join(dir, u.outputPath)); err != nil || !bytes.Equal(got, fetchtest.Body(u.name, u.size)) {
+		if got, err := os.ReadFile(filepath.Join(dir, u.outputPath)); err != nil || !u.whole(got) {
 			t.Errorf("I2 (seed %d): %s: %d bytes (%v), want the server's %d", seed, u.outputPath, len(got), err, u.size)
 		}
 	}
