@@ -14,6 +14,10 @@
 //
 // The userinfo and fragment of a URL are not part of its name: they do not
 // change the resource the server sends.
+//
+// Owner is what ckfetch records with a final file to say which URL it holds,
+// so that a line whose final name is another URL's file fails instead of
+// counting as done; URLs of one default name are one owner (SameOwner).
 package outname
 
 import (
