@@ -39,12 +39,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/ck-tools/ck/lib/durable"
 )
 
 // Status is how a download ended.
@@ -98,13 +95,18 @@ type Fetcher struct {
 	StallTimeout time.Duration // no body bytes for this long: the attempt fails (retryable)
 	Force        bool          // download even if the final file exists
 	Pacer        Pacer         // nil: no pacing
-	Dirs         *durable.DirSyncer
-	Progress     func(n int64) // called with each chunk of body bytes received; may be nil
+	Dirs         DirSyncer     // fsyncs directories (durable.DirSyncer: group commit)
+	// Root is the output directory. Every directory between it and a file
+	// is fsynced into its parent, once per run, before the file counts as
+	// done, even one an earlier run made and may not have synced. Empty:
+	// only the directories that Fetch creates are synced.
+	Root     string
+	Progress func(n int64) // called with each chunk of body bytes received; may be nil
 	// BeforeAttempt, if set, is called before each request, after pacing:
 	// the place for a limit over all hosts. release is called after it.
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
 
-	madeDirs sync.Map // directories known to exist
+	known knownDirs // directories made and synced in this run (bounded)
 }
 
 // Fetch downloads rawURL into path (the final name). host keys the pacing.
@@ -112,28 +114,32 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 	start := time.Now()
 	res = Result{URL: rawURL, FinalURL: rawURL, Path: path}
 	defer func() { res.Duration = time.Since(start) }()
-	if !f.Force {
-		if _, err := os.Stat(path); err == nil {
-			res.Status = Exists
-			return res
-		}
+	found, err := f.final(rawURL, path)
+	if err != nil {
+		return f.end(&res, err)
+	}
+	if found && !f.Force {
+		return f.exists(&res, path)
 	}
 	if err := f.mkdir(filepath.Dir(path)); err != nil {
 		return f.end(&res, err)
 	}
-	part, err := openPart(path)
+	part, err := openPart(ctx, path)
 	if err != nil {
-		return f.end(&res, err)
+		return f.end(&res, f.local(err))
 	}
 	defer func() {
 		if err := part.close(); err != nil && !res.Fatal {
 			res.Status, res.Err, res.Fatal = Failed, err, true
 		}
 	}()
-	if !f.Force && part.contended {
-		if _, err := os.Stat(path); err == nil { // another download finished it while we waited
-			res.Status = Exists
-			return res
+	if part.contended { // another download of this path ended while we waited
+		found, err := f.final(rawURL, path)
+		if err != nil {
+			return f.end(&res, err)
+		}
+		if found && !f.Force {
+			return f.exists(&res, path)
 		}
 	}
 
@@ -143,7 +149,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 		res.Attempts++
 		err := f.attempt(ctx, part, rawURL, host, &res)
 		if err == nil {
-			if err := f.finish(part, path); err != nil {
+			if err := f.finish(part, rawURL, path); err != nil {
 				return f.end(&res, err)
 			}
 			res.Status = Done
@@ -176,16 +182,14 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 	}
 }
 
-// mkdir creates dir once per run (a cache saves a stat per download).
-func (f *Fetcher) mkdir(dir string) error {
-	if _, ok := f.madeDirs.Load(dir); ok {
-		return nil
+// exists ends a Fetch whose final file was already there, once its name is
+// durable.
+func (f *Fetcher) exists(res *Result, path string) Result {
+	if err := f.found(path); err != nil {
+		return f.end(res, err)
 	}
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return fatal(fmt.Errorf("create output directory: %w", err))
-	}
-	f.madeDirs.Store(dir, true)
-	return nil
+	res.Status = Exists
+	return *res
 }
 
 // end records err in res, telling interruption and local failures apart.
@@ -202,14 +206,18 @@ func (f *Fetcher) end(res *Result, err error) Result {
 	return *res
 }
 
-// finish makes the part file durable under its final name.
-func (f *Fetcher) finish(part *partFile, path string) error {
+// finish makes the part file durable under its final name, with rawURL
+// recorded as its owner.
+func (f *Fetcher) finish(part *partFile, rawURL, path string) error {
+	if err := f.setOwner(part, rawURL); err != nil {
+		return err
+	}
 	if err := unix.Fsync(part.fd); err != nil {
 		return fatal(fmt.Errorf("sync %s: %w", part.name, err))
 	}
 	// unix.Rename: os.Rename would first lstat the destination.
 	if err := unix.Rename(part.name, path); err != nil {
-		return fatal(fmt.Errorf("rename %s: %w", part.name, err))
+		return f.local(&os.LinkError{Op: "rename", Old: part.name, New: path, Err: err})
 	}
 	part.done()
 	if err := f.Dirs.Sync(filepath.Dir(path)); err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -331,19 +330,6 @@ func TestCancelKeepsPart(t *testing.T) {
 	}
 	if st, err := os.Stat(dest + ".part"); err != nil || st.Size() == 0 {
 		t.Fatalf(".part after cancel: %v %v", st, err)
-	}
-}
-
-// A write error is about local state: the result is fatal, for the whole run.
-func TestWriteErrorIsFatal(t *testing.T) {
-	srv := fetchtest.New()
-	defer srv.Close()
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "sub", "file")
-	os.WriteFile(filepath.Join(dir, "sub"), []byte("a file, not a directory"), 0o666)
-	res := newFetcher(0).Fetch(context.Background(), srv.URL+"/f/a?size=10", "h", dest)
-	if res.Status != download.Failed || !res.Fatal || !strings.Contains(res.Err.Error(), "directory") {
-		t.Fatalf("got %s, fatal=%v (%v); want a fatal failure", res.Status, res.Fatal, res.Err)
 	}
 }
 

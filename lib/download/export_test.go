@@ -1,6 +1,7 @@
 package download
 
 import (
+	"context"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +28,7 @@ func RefuseXattrs(t testing.TB) {
 // WritePart leaves the .part of dest holding data, with validator recorded,
 // as a run stopped cleanly would.
 func WritePart(dest string, data []byte, validator string) error {
-	p, err := openPart(dest)
+	p, err := openPart(context.Background(), dest)
 	if err != nil {
 		return err
 	}

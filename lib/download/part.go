@@ -3,6 +3,7 @@ package download
 // The .part file: the resume point of a download and its validator.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -131,19 +133,24 @@ type partFile struct {
 
 // openPart opens (or creates) the part file of path and locks it, so two
 // ckfetch processes sharing an output directory never write one file at once.
-func openPart(path string) (*partFile, error) {
+// Waiting for a lock that another download holds stops when ctx is done
+// (context.Canceled), leaving the file as it is. Errors opening are plain
+// *os.PathError, for the caller to classify.
+func openPart(ctx context.Context, path string) (*partFile, error) {
 	p := &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag"}
 	for {
 		fd, err := unix.Open(p.name, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o666)
 		if err != nil {
-			return nil, fatal(fmt.Errorf("open %s: %w", p.name, err))
+			return nil, &os.PathError{Op: "open", Path: p.name, Err: err}
 		}
 		waited := false
 		if err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
 			waited = true
-			for err = unix.Flock(fd, unix.LOCK_EX); err == unix.EINTR; {
-				err = unix.Flock(fd, unix.LOCK_EX)
-			}
+			err = waitLock(ctx, fd)
+		}
+		if err == context.Canceled {
+			unix.Close(fd)
+			return nil, err
 		}
 		if err != nil {
 			unix.Close(fd)
@@ -171,6 +178,27 @@ func openPart(path string) (*partFile, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// waitLock takes the lock of fd that another download holds: flock has no
+// timeout, so it polls with LOCK_NB and a short growing sleep (up to 100 ms,
+// the delay by which a waiter notices the holder is done) that ends when
+// ctx is done.
+func waitLock(ctx context.Context, fd int) error {
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return context.Canceled
+		case <-t.C:
+		}
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			return err
+		}
+		t.Reset(delay)
+	}
 }
 
 // load reads the record of a non-empty part file and puts the write offset

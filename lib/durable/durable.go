@@ -1,11 +1,14 @@
 // Package durable holds the steps that make a file survive a crash: fsync of
 // a directory after a file in it was created or renamed, shared by many
-// writers at once (group commit).
+// writers at once (group commit), and directories created so that their
+// names survive too.
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +28,50 @@ func SyncDir(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MkdirAll creates dir and any missing parents, as os.MkdirAll does, and
+// fsyncs the parent of each directory it creates, top down, before it
+// returns: a new directory's name is durable only once its parent is
+// fsynced, and a file renamed into it is lost with it after a power loss
+// otherwise. sync is the fsync (SyncDir, or a DirSyncer's Sync for group
+// commit). A directory that another process created at the same moment
+// (mkdir says EEXIST) is synced into its parent as well, since its creator
+// may not have done so yet. Errors are *os.PathError of the failing step.
+func MkdirAll(dir string, sync func(dir string) error) error {
+	var st unix.Stat_t
+	err := unix.Stat(dir, &st)
+	if err == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR}
+		}
+		return nil
+	}
+	if err != unix.ENOENT {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, sync); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mkdir(dir, 0o777); err != nil {
+		if err != unix.EEXIST {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+		}
+		if err := unix.Stat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR}
+		}
+	}
+	if err := sync(parent); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return err
+		}
+		return &os.PathError{Op: "sync", Path: parent, Err: err}
 	}
 	return nil
 }

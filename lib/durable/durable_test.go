@@ -1,8 +1,10 @@
 package durable_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -43,6 +45,85 @@ func TestDirSyncer(t *testing.T) {
 				errs <- os.ErrInvalid
 			}
 		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// recorder records the directories it is asked to sync, and syncs them.
+type recorder struct {
+	mu     sync.Mutex
+	synced []string
+}
+
+func (r *recorder) sync(dir string) error {
+	r.mu.Lock()
+	r.synced = append(r.synced, dir)
+	r.mu.Unlock()
+	return durable.SyncDir(dir)
+}
+
+// MkdirAll fsyncs the parent of each directory it creates, top down, and
+// nothing when nothing is new; a regular file on the way is an error.
+func TestMkdirAll(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "file"), nil, 0o666)
+	os.Mkdir(filepath.Join(root, "old"), 0o777)
+	j := func(p ...string) string { return filepath.Join(append([]string{root}, p...)...) }
+	tests := []struct {
+		name, dir string
+		synced    []string
+		err       bool
+	}{
+		{"three new", j("a", "b", "c"), []string{root, j("a"), j("a", "b")}, false},
+		{"all there", j("a", "b", "c"), nil, false},
+		{"one new under old ones", j("a", "b", "d"), []string{j("a", "b")}, false},
+		{"new under an old one", j("old", "x"), []string{j("old")}, false},
+		{"the directory itself is a file", j("file"), nil, true},
+		{"under a regular file", j("file", "x", "y"), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r recorder
+			err := durable.MkdirAll(tt.dir, r.sync)
+			if (err != nil) != tt.err {
+				t.Fatalf("MkdirAll(%s) = %v; want error %v", tt.dir, err, tt.err)
+			}
+			if !slices.Equal(r.synced, tt.synced) {
+				t.Errorf("synced %q; want %q", r.synced, tt.synced)
+			}
+			if st, err := os.Stat(tt.dir); !tt.err && (err != nil || !st.IsDir()) {
+				t.Errorf("%s after MkdirAll: %v, %v; want a directory", tt.dir, st, err)
+			}
+		})
+	}
+}
+
+// A failed sync is MkdirAll's error: the new directory is not durable.
+func TestMkdirAllSyncError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new")
+	boom := errors.New("boom")
+	err := durable.MkdirAll(dir, func(string) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("MkdirAll = %v; want the sync error", err)
+	}
+}
+
+// Many callers making the same new directories at once (mkdir racing mkdir:
+// EEXIST) all succeed.
+func TestMkdirAllConcurrent(t *testing.T) {
+	root := t.TempDir()
+	var s durable.DirSyncer
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Go(func() { errs <- durable.MkdirAll(filepath.Join(root, "a", "b", string(rune('a'+i%5))), s.Sync) })
 	}
 	wg.Wait()
 	close(errs)

@@ -76,8 +76,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 }
 
 // checkDir makes sure files can be created in dir, before any work starts.
+// A dir it creates is fsynced into its parent, as every directory of a file
+// echoed must be.
 func checkDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	if err := durable.MkdirAll(dir, durable.SyncDir); err != nil {
 		return fmt.Errorf("output directory %s cannot be created: %w (choose another with -d)", dir, errors.Unwrap(err))
 	}
 	f, err := os.CreateTemp(dir, ".ckfetch-probe-*.part")
@@ -98,6 +100,7 @@ func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
 		Force:        c.Force,
 		Pacer:        p,
 		Dirs:         &durable.DirSyncer{},
+		Root:         c.Dir,
 		Progress:     prog,
 	}
 }

@@ -14,6 +14,10 @@
 //
 // The userinfo and fragment of a URL are not part of its name: they do not
 // change the resource the server sends.
+//
+// Owner is what ckfetch records with a final file to say which URL it holds,
+// so that a line whose final name is another URL's file fails instead of
+// counting as done; URLs of one default name are one owner (SameOwner).
 package outname
 
 import (
@@ -123,4 +127,57 @@ func Explicit(p string) (string, error) {
 		return "", fmt.Errorf("output path %q contains %q, which marks temporary files", p, PartSuffix)
 	}
 	return clean, nil
+}
+
+// MaxOwnerURL is the longest URL an owner record (see Owner) holds whole;
+// a longer one is cut there, so the record fits in any file system's
+// extended attributes.
+const MaxOwnerURL = 1024
+
+// Owner returns the record that ckfetch keeps with a final file to say which
+// URL it is the file of: the URL itself, or for a URL over MaxOwnerURL bytes
+// its first MaxOwnerURL bytes, a NUL (which no URL ckfetch fetches contains)
+// and a 128-bit digest of its default name.
+func Owner(rawURL string) string {
+	if len(rawURL) <= MaxOwnerURL {
+		return rawURL
+	}
+	return rawURL[:MaxOwnerURL] + "\x00" + resourceKey(rawURL)
+}
+
+// SameOwner reports whether an owner record names the resource of rawURL:
+// the same URL, or one with the same default name (URLs that differ only in
+// what FromURL ignores, such as the fragment or the case of the scheme and
+// host, are one resource and share a file).
+func SameOwner(owner, rawURL string) bool {
+	if owner == rawURL || owner == Owner(rawURL) {
+		return true
+	}
+	key := ""
+	if i := strings.IndexByte(owner, 0); i >= 0 {
+		key = owner[i+1:]
+	} else {
+		key = resourceKey(owner)
+	}
+	return key == resourceKey(rawURL)
+}
+
+// OwnerURL returns the URL of an owner record for a message, marked when
+// it was cut.
+func OwnerURL(owner string) string {
+	if i := strings.IndexByte(owner, 0); i >= 0 {
+		return owner[:i] + "..."
+	}
+	return owner
+}
+
+// resourceKey is a digest of what identifies a URL's resource: its default
+// name, or for a string that is no URL ckfetch fetches, the string itself.
+func resourceKey(rawURL string) string {
+	name, err := FromURL(rawURL)
+	if err != nil {
+		name = "\x00" + rawURL // apart from every name
+	}
+	sum := xxh3.HashString128(name).Bytes()
+	return fmt.Sprintf("%x", sum[:])
 }

@@ -79,3 +79,43 @@ func TestExplicit(t *testing.T) {
 		}
 	}
 }
+
+// The owner record of a final file tells the URL it holds from other ones,
+// whole or cut, and takes URLs of one resource (one default name) as one.
+func TestOwner(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("x", 2000)
+	tests := []struct {
+		name, owner, url string
+		same             bool
+	}{
+		{"same URL", "https://example.com/a", "https://example.com/a", true},
+		{"another fragment", "https://example.com/a#x", "https://example.com/a#y", true},
+		{"host and scheme in capitals", "HTTPS://EXAMPLE.com/a", "https://example.com/a", true},
+		{"another path", "https://example.com/a", "https://example.com/b", false},
+		{"another query", "https://example.com/a?v=1", "https://example.com/a?v=2", false},
+		{"other scheme", "http://example.com/a", "https://example.com/a", false},
+		{"path case", "https://example.com/A", "https://example.com/a", false},
+		{"not a URL", "junk", "https://example.com/a", false},
+		{"long, same", long, long, true},
+		{"long, another fragment", long + "#f", long, true},
+		{"long, differs past the cut", long + "a", long + "b", false},
+		{"long and short", long, "https://example.com/x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := outname.Owner(tt.owner)
+			if len(rec) > outname.MaxOwnerURL+33 {
+				t.Errorf("Owner of %d bytes is %d bytes; want at most %d", len(tt.owner), len(rec), outname.MaxOwnerURL+33)
+			}
+			if got := outname.SameOwner(rec, tt.url); got != tt.same {
+				t.Errorf("SameOwner(Owner(%.40q), %.40q) = %v; want %v", tt.owner, tt.url, got, tt.same)
+			}
+			if got, want := outname.OwnerURL(rec), tt.owner; len(tt.owner) <= outname.MaxOwnerURL && got != want {
+				t.Errorf("OwnerURL = %q; want %q", got, want)
+			}
+		})
+	}
+	if got := outname.OwnerURL(outname.Owner(long)); got != long[:outname.MaxOwnerURL]+"..." {
+		t.Errorf("OwnerURL of a cut record = %.40q...; want the first %d bytes and ...", got, outname.MaxOwnerURL)
+	}
+}

@@ -1,0 +1,259 @@
+package download
+
+// The final name: what counts as done under it, whose file it is, the
+// directories made durable on the way to it, and which local errors stop
+// the run rather than fail one line.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ck-tools/ck/lib/durable"
+	"github.com/ck-tools/ck/lib/outname"
+)
+
+// ownerXattr is the extended attribute of a final file that names the URL
+// it is the file of (outname.Owner). It is set on the .part before its fsync
+// and rename, so a final file never lacks it where the file system has
+// xattrs; where it has none, a final file counts as done for any URL.
+const ownerXattr = "user.ck.url"
+
+// DirSyncer fsyncs directories for many downloads at once;
+// *durable.DirSyncer (group commit) is the one ckfetch uses.
+type DirSyncer interface {
+	Sync(dir string) error
+	Close()
+}
+
+// maxKnownDirs bounds the directories a Fetcher remembers as made and
+// synced: with one directory per host, a cache that never forgets would
+// grow with the input. A directory forgotten is made and synced again.
+var maxKnownDirs = 4096
+
+// knownDirs is a bounded set of directories known to exist and to be
+// durable in their parents in this run.
+type knownDirs struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (k *knownDirs) has(dir string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.m[dir]
+	return ok
+}
+
+// add remembers dir, forgetting an arbitrary other one when full.
+func (k *knownDirs) add(dir string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]struct{}{}
+	}
+	for old := range k.m {
+		if len(k.m) < maxKnownDirs {
+			break
+		}
+		delete(k.m, old)
+	}
+	k.m[dir] = struct{}{}
+}
+
+func (k *knownDirs) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}
+
+// final looks at what is under the final name path. found reports a regular
+// file that counts as rawURL's: made for it, or with no owner recorded (by
+// an older version, or by the user). An error says why the name cannot be
+// used: a directory there, a parent that is not a directory, the file of
+// another URL.
+func (f *Fetcher) final(rawURL, path string) (found bool, err error) {
+	var st unix.Stat_t
+	switch err := unix.Stat(path, &st); {
+	case err == unix.ENOENT:
+		return false, nil
+	case err == unix.ENOTDIR:
+		return false, notDir(path)
+	case err != nil:
+		return false, f.local(&os.PathError{Op: "stat", Path: path, Err: err})
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return false, fmt.Errorf("%s is a directory, not a file", path)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return false, fmt.Errorf("%s is not a regular file", path)
+	}
+	owner, err := readOwner(path)
+	if err != nil {
+		return false, f.local(err)
+	}
+	if owner != "" && !outname.SameOwner(owner, rawURL) {
+		return false, fmt.Errorf("%s is already the file of %s", path, outname.OwnerURL(owner))
+	}
+	return true, nil
+}
+
+// notDir says which parent of path is not a directory.
+func notDir(path string) error {
+	for d := filepath.Dir(path); d != filepath.Dir(d); d = filepath.Dir(d) {
+		var st unix.Stat_t
+		err := unix.Stat(d, &st)
+		if err == unix.ENOTDIR {
+			continue
+		}
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			return fmt.Errorf("cannot use %s: %s is a regular file, not a directory", path, d)
+		}
+		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("cannot use %s: %s is not a directory", path, d)
+		}
+		break
+	}
+	return &os.PathError{Op: "stat", Path: path, Err: unix.ENOTDIR}
+}
+
+// readOwner returns the owner recorded on the file path, "" if none (or
+// none can be read: no xattrs here, or no permission).
+func readOwner(path string) (string, error) {
+	buf := make([]byte, outname.MaxOwnerURL+64)
+	n, err := unix.Getxattr(path, ownerXattr, buf)
+	if err == unix.ERANGE { // not one of ours: read it whole to compare
+		if n, err = unix.Getxattr(path, ownerXattr, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Getxattr(path, ownerXattr, buf)
+		}
+	}
+	switch err {
+	case nil:
+		return string(buf[:n]), nil
+	case unix.ENODATA, unix.ENOTSUP, unix.EACCES, unix.EPERM:
+		return "", nil
+	}
+	return "", &os.PathError{Op: "getxattr", Path: path, Err: err}
+}
+
+// setOwner records rawURL as the owner of the part file, before it is
+// fsynced and renamed. A file system that refuses it only turns the check
+// of final() off for this file.
+func (f *Fetcher) setOwner(part *partFile, rawURL string) error {
+	err := fsetxattr(part.fd, ownerXattr, []byte(outname.Owner(rawURL)), 0)
+	if err == nil || xattrRefused(err) {
+		return nil
+	}
+	return f.local(&os.PathError{Op: "setxattr", Path: part.name, Err: err})
+}
+
+// found settles a final file that was already there: it is echoed as done,
+// so its name must be durable first. The run that renamed it may have been
+// killed before it fsynced the directory, or the directories above it.
+func (f *Fetcher) found(path string) error {
+	dir := filepath.Dir(path)
+	if err := f.mkdir(dir); err != nil {
+		return err
+	}
+	if err := f.Dirs.Sync(dir); err != nil {
+		return fatal(err)
+	}
+	return nil
+}
+
+// mkdir makes dir and makes it durable: below Root, every directory from
+// Root down to dir is created if missing and fsynced into its parent, once
+// per run (while remembered), whether this run made it or an earlier one
+// did, which may have been killed before that fsync. Without Root, only the
+// directories created now are synced.
+func (f *Fetcher) mkdir(dir string) error {
+	if f.known.has(dir) {
+		return nil
+	}
+	root := filepath.Clean(f.Root)
+	rel, err := filepath.Rel(root, dir)
+	switch {
+	case f.Root == "" || err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)):
+		if err := durable.MkdirAll(dir, f.Dirs.Sync); err != nil {
+			return f.local(err)
+		}
+	case rel == ".":
+		return nil // the output directory: made durable before the run
+	default:
+		parent := filepath.Dir(dir)
+		if err := f.mkdir(parent); err != nil {
+			return err
+		}
+		if err := unix.Mkdir(dir, 0o777); err != nil && err != unix.EEXIST {
+			return f.local(&os.PathError{Op: "mkdir", Path: dir, Err: err})
+		}
+		if err := f.Dirs.Sync(parent); err != nil {
+			return fatal(err)
+		}
+	}
+	f.known.add(dir)
+	return nil
+}
+
+// local classifies an error of a file system call made for one line; see
+// classifyLocal.
+func (f *Fetcher) local(err error) error { return classifyLocal(err, f.Root) }
+
+// classifyLocal tells the local errors that stop the run (fatal: the disk,
+// the output directory root as a whole) from those that come from one line's
+// path and fail that line only (ENOTDIR, EISDIR, ENAMETOOLONG, EEXIST,
+// ELOOP...). EACCES, EPERM and ENOENT are fatal on root itself or an entry
+// directly in it (root cannot be written, or is gone), and the line's
+// failure deeper down. An error it does not know stops the run: going on
+// could only hide it.
+func classifyLocal(err error, root string) error {
+	var fe fatalError
+	if err == nil || errors.As(err, &fe) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return fatal(err)
+	}
+	switch errno {
+	case unix.ENOTDIR, unix.EISDIR, unix.ENAMETOOLONG, unix.EEXIST, unix.ELOOP, unix.EINVAL,
+		unix.EMLINK, unix.EFBIG, unix.ENOTEMPTY, unix.EXDEV, unix.ETXTBSY:
+		return err
+	case unix.EACCES, unix.EPERM, unix.ENOENT:
+		if deepInside(errPath(err), root) {
+			return err
+		}
+	}
+	return fatal(err) // ENOSPC, EDQUOT, EIO, EROFS, EMFILE, ENFILE, ENOMEM and the unknown
+}
+
+// errPath is the path an error is about, "" if it names none.
+func errPath(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Path
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Old
+	}
+	return ""
+}
+
+// deepInside reports whether p lies below a directory of root, not in root
+// itself.
+func deepInside(p, root string) bool {
+	if p == "" || root == "" {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(root), p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	return strings.ContainsRune(rel, filepath.Separator)
+}
