@@ -4,7 +4,11 @@ package download
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -26,8 +30,9 @@ type retryable struct {
 func (e retryable) Error() string { return e.err.Error() }
 func (e retryable) Unwrap() error { return e.err }
 
-// netError classifies a transport error: every network failure is worth a
-// retry, unless the run itself was interrupted.
+// netError classifies a transport error: a network failure is worth a
+// retry, unless the run itself was interrupted or no retry can fix it (see
+// unfixable).
 func netError(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 		return retryable{err: cause}
@@ -35,5 +40,30 @@ func netError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return context.Canceled
 	}
+	if unfixable(err) {
+		return err
+	}
 	return retryable{err: err}
+}
+
+// unfixable reports whether a transport error would come back the same on
+// every retry, so the line fails at once instead of after all its retries:
+// a certificate that does not verify, a plain HTTP answer to an https
+// request, or an unsupported scheme (a redirect to ftp://, say).
+func unfixable(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		record   tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid):
+		return true
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &record):
+		return true
+	}
+	// net/http has no error value for this one, only its text.
+	return strings.Contains(err.Error(), "unsupported protocol scheme")
 }
