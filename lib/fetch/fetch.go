@@ -66,7 +66,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return code
 	}
 	log := cli.Logger{Name: "ckfetch", W: stderr}
-	r, err := newRun(&c, stdout, stderr)
+	r, err := newRun(&c, stdin, stdout, stderr)
 	if err != nil {
 		log.Printf("%v", err)
 		return cli.ExitUsage

@@ -16,7 +16,6 @@ import (
 
 	"github.com/ck-tools/ck/lib/cli"
 	"github.com/ck-tools/ck/lib/download"
-	"github.com/ck-tools/ck/lib/durable"
 	"github.com/ck-tools/ck/lib/lines"
 	"github.com/ck-tools/ck/lib/outname"
 )
@@ -66,7 +65,10 @@ type run struct {
 	bytes                            atomic.Int64
 }
 
-func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
+func newRun(c *CLI, stdin io.Reader, stdout, stderr io.Writer) (*run, error) {
+	if c.Failed != "" && sameFile(stdin, c.Failed) {
+		return nil, fmt.Errorf("--failed %s is also the input: ckfetch would read its own failures back; retry from a copy (cp %s retry.txt; ckfetch --failed %s < retry.txt)", c.Failed, c.Failed, c.Failed)
+	}
 	if err := checkDir(c.Dir); err != nil {
 		return nil, err
 	}
@@ -81,14 +83,22 @@ func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
 	}
 	var err error
 	if c.Failed != "" {
-		if r.failed, err = openAppend(c.Failed); err != nil {
-			return nil, fmt.Errorf("open failure file: %w", err)
+		if r.failed, err = openAppend("--failed", c.Failed); err != nil {
+			return nil, err
+		}
+		warning, err := repairTail(r.failed, c.Failed)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		if warning != "" {
+			r.log.Printf("%s", warning)
 		}
 	}
 	if c.Report != "" {
-		if r.report, err = openAppend(c.Report); err != nil {
+		if r.report, err = openAppend("--report", c.Report); err != nil {
 			r.close()
-			return nil, fmt.Errorf("open report: %w", err)
+			return nil, err
 		}
 	}
 	r.prog = newProgress(r, stderr, c.Quiet)
@@ -97,25 +107,10 @@ func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
 	return r, nil
 }
 
-// openAppend opens a file for appending, creating it (and fsyncing its
-// directory, so the new name survives a crash) if needed.
-func openAppend(name string) (*os.File, error) {
-	_, statErr := os.Stat(name)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
-	if err != nil {
-		return nil, err
-	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		if err := durable.SyncDir(filepath.Dir(name)); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	return f, nil
-}
-
 func (r *run) close() {
-	r.fetcher.Dirs.Close()
+	if r.fetcher != nil {
+		r.fetcher.Dirs.Close()
+	}
 	if r.failed != nil {
 		r.failed.Close()
 	}
