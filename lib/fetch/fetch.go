@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ck-tools/ck/lib/cli"
@@ -65,6 +67,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if code, ok := cli.Parse("ckfetch", description, &c, args, stdout, stderr); !ok {
 		return code
 	}
+	// A closed stdout is noticed as EPIPE and ends the run with its summary
+	// and status (141, or the signal's during a shutdown); left to the
+	// runtime, SIGPIPE would kill the process with neither.
+	signal.Ignore(syscall.SIGPIPE)
 	log := cli.Logger{Name: "ckfetch", W: stderr}
 	r, err := newRun(&c, stdin, stdout, stderr)
 	if err != nil {

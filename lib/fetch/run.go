@@ -255,12 +255,14 @@ func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, 
 	if frozen && notEchoed > 0 {
 		r.log.Printf("%d later lines were downloaded but not echoed, because an earlier line failed and there is no --failed file; the next run finds their files without a request", notEchoed)
 	}
+	// A signal comes first: Ctrl-C reaches the whole pipeline at once, so
+	// the next command may well have gone away during the shutdown.
 	switch {
-	case pipeClosed || errors.Is(context.Cause(ctx), errPipe):
-		return cli.ExitPipe
 	case cli.SignalStatus(parent) != 0:
 		r.log.Printf("interrupted: partial downloads are kept as .part files; run the same command again to resume")
 		return cli.SignalStatus(parent)
+	case pipeClosed || errors.Is(context.Cause(ctx), errPipe):
+		return cli.ExitPipe
 	case fatalErr != nil:
 		r.log.Printf("stopped: %v", fatalErr)
 		return cli.ExitUsage
