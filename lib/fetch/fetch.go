@@ -94,7 +94,7 @@ func checkDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
-func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
+func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
 	return &download.Fetcher{
 		Client:       download.NewClient(c.ConnectTimeout, c.StallTimeout, c.Jobs, c.PerHost),
 		Retries:      c.Retries,
