@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ck-tools/ck/lib/cli"
@@ -65,8 +67,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if code, ok := cli.Parse("ckfetch", description, &c, args, stdout, stderr); !ok {
 		return code
 	}
+	// A closed stdout is noticed as EPIPE and ends the run with its summary
+	// and status (141, or the signal's during a shutdown); left to the
+	// runtime, SIGPIPE would kill the process with neither.
+	signal.Ignore(syscall.SIGPIPE)
 	log := cli.Logger{Name: "ckfetch", W: stderr}
-	r, err := newRun(&c, stdout, stderr)
+	r, err := newRun(&c, stdin, stdout, stderr)
 	if err != nil {
 		log.Printf("%v", err)
 		return cli.ExitUsage
@@ -90,7 +96,7 @@ func checkDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
-func newFetcher(c *CLI, p *pacer, prog func(int64)) *download.Fetcher {
+func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
 	return &download.Fetcher{
 		Client:       download.NewClient(c.ConnectTimeout, c.StallTimeout, c.Jobs, c.PerHost),
 		Retries:      c.Retries,

@@ -46,7 +46,7 @@ func (p *progress) line() string {
 	el := max(time.Since(p.begin).Seconds(), 1e-3)
 	b := r.bytes.Load()
 	return fmt.Sprintf("ckfetch: %d done, %d already there, %d failed, %d in flight, %s, %s/s",
-		r.done.Load(), r.exists.Load(), r.failures.Load(), r.inflight.Load(), size(b), size(int64(float64(b)/el)))
+		r.done.Load(), r.exists.Load(), r.failures.Load(), r.sched.inflight.Load(), size(b), size(int64(float64(b)/el)))
 }
 
 func (p *progress) stop() {

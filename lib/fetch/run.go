@@ -10,13 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ck-tools/ck/lib/cli"
 	"github.com/ck-tools/ck/lib/download"
-	"github.com/ck-tools/ck/lib/durable"
 	"github.com/ck-tools/ck/lib/lines"
 	"github.com/ck-tools/ck/lib/outname"
 )
@@ -32,13 +30,9 @@ type item struct {
 }
 
 type outcome struct {
-	it  *item
-	res download.Result
-}
-
-type hostQueue struct {
-	queue  []*item
-	active int // workers of this host
+	it   *item
+	res  download.Result
+	halt bool // its result stopped the run: nothing from it on is echoed
 }
 
 var errPipe = errors.New("stdout closed")
@@ -50,23 +44,22 @@ type run struct {
 	stdout  io.Writer
 	failed  *os.File // --failed, or nil
 	report  *os.File // --report, or nil
-	pacer   *pacer
+	sched   *sched
 	fetcher *download.Fetcher
-	global  chan struct{} // one token per download running, over all hosts
 	results chan outcome
 	prog    *progress
-
-	mu    sync.Mutex
-	hosts map[string]*hostQueue
 
 	readErr error // set by read before it closes its channel
 
 	// counters, read by the progress display
-	done, exists, failures, inflight atomic.Int64
-	bytes                            atomic.Int64
+	done, exists, failures atomic.Int64
+	bytes                  atomic.Int64
 }
 
-func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
+func newRun(c *CLI, stdin io.Reader, stdout, stderr io.Writer) (*run, error) {
+	if c.Failed != "" && sameFile(stdin, c.Failed) {
+		return nil, fmt.Errorf("--failed %s is also the input: ckfetch would read its own failures back; retry from a copy (cp %s retry.txt; ckfetch --failed %s < retry.txt)", c.Failed, c.Failed, c.Failed)
+	}
 	if err := checkDir(c.Dir); err != nil {
 		return nil, err
 	}
@@ -74,63 +67,44 @@ func newRun(c *CLI, stdout, stderr io.Writer) (*run, error) {
 		c:       c,
 		log:     cli.Logger{Name: "ckfetch", W: stderr},
 		stdout:  stdout,
-		pacer:   newPacer(c.Sleep),
-		global:  make(chan struct{}, c.Jobs),
+		sched:   newSched(c.Jobs, c.PerHost, c.Sleep),
 		results: make(chan outcome, c.Window),
-		hosts:   map[string]*hostQueue{},
 	}
 	var err error
 	if c.Failed != "" {
-		if r.failed, err = openAppend(c.Failed); err != nil {
-			return nil, fmt.Errorf("open failure file: %w", err)
+		if r.failed, err = openAppend("--failed", c.Failed); err != nil {
+			return nil, err
+		}
+		warning, err := repairTail(r.failed, c.Failed)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		if warning != "" {
+			r.log.Printf("%s", warning)
 		}
 	}
 	if c.Report != "" {
-		if r.report, err = openAppend(c.Report); err != nil {
+		if r.report, err = openAppend("--report", c.Report); err != nil {
 			r.close()
-			return nil, fmt.Errorf("open report: %w", err)
-		}
-	}
-	r.prog = newProgress(r, stderr, c.Quiet)
-	r.fetcher = newFetcher(c, r.pacer, func(n int64) { r.bytes.Add(n) })
-	r.fetcher.BeforeAttempt = r.takeSlot
-	return r, nil
-}
-
-// openAppend opens a file for appending, creating it (and fsyncing its
-// directory, so the new name survives a crash) if needed.
-func openAppend(name string) (*os.File, error) {
-	_, statErr := os.Stat(name)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
-	if err != nil {
-		return nil, err
-	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		if err := durable.SyncDir(filepath.Dir(name)); err != nil {
-			f.Close()
 			return nil, err
 		}
 	}
-	return f, nil
+	r.prog = newProgress(r, stderr, c.Quiet)
+	r.fetcher = newFetcher(c, r.sched, func(n int64) { r.bytes.Add(n) })
+	r.fetcher.BeforeAttempt = r.sched.acquire
+	return r, nil
 }
 
 func (r *run) close() {
-	r.fetcher.Dirs.Close()
+	if r.fetcher != nil {
+		r.fetcher.Dirs.Close()
+	}
 	if r.failed != nil {
 		r.failed.Close()
 	}
 	if r.report != nil {
 		r.report.Close()
-	}
-}
-
-func (r *run) takeSlot(ctx context.Context) (func(), error) {
-	select {
-	case r.global <- struct{}{}:
-		r.inflight.Add(1)
-		return func() { r.inflight.Add(-1); <-r.global }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -142,6 +116,13 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go watchStdout(ctx, r.stdout, cancel)
 	r.prog.start()
 
+	r.sched.launch = func(t *ticket) { r.work(ctx, t) }
+	stopSched := context.AfterFunc(ctx, func() {
+		for _, it := range r.sched.stop() {
+			r.results <- outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
+		}
+	})
+	defer stopSched()
 	items := make(chan *item)
 	go r.read(ctx, stdin, items)
 	window := make(chan struct{}, r.c.Window)
@@ -155,8 +136,9 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		frozen     bool  // a failure without --failed: no more echo
 		stopped    bool  // an interrupted line: nothing after it is settled
 		notEchoed  int64
-		fatalErr   error // local state failed: the run stops, nothing more is echoed
+		fatalErr   error // local state failed: the run stops
 		pipeClosed bool
+		badStdout  bool // a write to stdout failed: nothing more is written
 	)
 	fail := func(err error) {
 		if fatalErr == nil {
@@ -171,7 +153,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		echoBuf = append(append(echoBuf, o.it.line...), '\n')
 	}
 	flush := func() {
-		if len(echoBuf) == 0 || pipeClosed || fatalErr != nil {
+		if len(echoBuf) == 0 || pipeClosed || badStdout {
 			echoBuf = echoBuf[:0]
 			return
 		}
@@ -183,10 +165,16 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 				cancel(errPipe)
 				return
 			}
+			badStdout = true
 			fail(fmt.Errorf("write stdout: %w", err))
 		}
 	}
+	// A line whose result stopped the run is like an interrupted one:
+	// earlier lines that complete are still echoed, it and later ones not.
 	settle := func(o outcome) {
+		if o.halt {
+			stopped = true
+		}
 		switch o.res.Status {
 		case download.Done, download.Exists:
 			switch {
@@ -213,18 +201,22 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		}
 		seen++
 		r.account(o)
+		halt := func(err error) {
+			o.halt = true
+			fail(err)
+		}
 		if o.res.Status == download.Failed {
 			if o.res.Fatal {
-				fail(o.res.Err)
+				halt(o.res.Err)
 			} else {
 				r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
 				if err := r.recordFailure(o); err != nil {
-					fail(err)
+					halt(err)
 				}
 			}
 		}
 		if err := r.writeReport(o); err != nil {
-			fail(err)
+			halt(err)
 		}
 		if r.c.Unordered {
 			settle(o)
@@ -260,12 +252,14 @@ func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, 
 	if frozen && notEchoed > 0 {
 		r.log.Printf("%d later lines were downloaded but not echoed, because an earlier line failed and there is no --failed file; the next run finds their files without a request", notEchoed)
 	}
+	// A signal comes first: Ctrl-C reaches the whole pipeline at once, so
+	// the next command may well have gone away during the shutdown.
 	switch {
-	case pipeClosed || errors.Is(context.Cause(ctx), errPipe):
-		return cli.ExitPipe
 	case cli.SignalStatus(parent) != 0:
 		r.log.Printf("interrupted: partial downloads are kept as .part files; run the same command again to resume")
 		return cli.SignalStatus(parent)
+	case pipeClosed || errors.Is(context.Cause(ctx), errPipe):
+		return cli.ExitPipe
 	case fatalErr != nil:
 		r.log.Printf("stopped: %v", fatalErr)
 		return cli.ExitUsage
@@ -337,7 +331,7 @@ func (r *run) parse(line, key string) *item {
 	return it
 }
 
-// dispatch numbers items and hands them to their host's queue, keeping the
+// dispatch numbers items and hands them to the scheduler, keeping the
 // window of lines between the oldest unsettled and the newest started under
 // its cap. It sends the number of items dispatched when it stops.
 func (r *run) dispatch(ctx context.Context, items <-chan *item, window chan struct{}, dispatched chan<- int64) {
@@ -361,50 +355,24 @@ func (r *run) dispatch(ctx context.Context, items <-chan *item, window chan stru
 		}
 		it.seq = n
 		n++
-		if n%10000 == 0 {
-			r.pacer.forget(time.Now())
+		switch {
+		case it.err != nil:
+			r.results <- outcome{it: it, res: download.Result{URL: it.url, Status: download.Failed, Err: it.err}}
+		case !r.sched.add(it): // stopped meanwhile
+			r.results <- outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
 		}
-		if it.err != nil {
-			r.results <- outcome{it, download.Result{URL: it.url, Status: download.Failed, Err: it.err}}
-			continue
-		}
-		r.mu.Lock()
-		q := r.hosts[it.host]
-		if q == nil {
-			q = &hostQueue{}
-			r.hosts[it.host] = q
-		}
-		q.queue = append(q.queue, it)
-		if q.active < r.c.PerHost {
-			q.active++
-			go r.work(ctx, it.host, q)
-		}
-		r.mu.Unlock()
 	}
 }
 
-// work downloads the queued items of one host, one at a time.
-func (r *run) work(ctx context.Context, host string, q *hostQueue) {
-	for {
-		r.mu.Lock()
-		if len(q.queue) == 0 {
-			q.active--
-			if q.active == 0 {
-				delete(r.hosts, host)
-			}
-			r.mu.Unlock()
-			return
-		}
-		it := q.queue[0]
-		q.queue[0] = nil
-		q.queue = q.queue[1:]
-		r.mu.Unlock()
-		res := download.Result{URL: it.url, Path: it.path, Status: download.Canceled}
-		if ctx.Err() == nil {
-			res = r.fetcher.Fetch(ctx, it.url, host, it.path)
-		}
-		r.results <- outcome{it, res}
+// work downloads the line of t, which holds a slot.
+func (r *run) work(ctx context.Context, t *ticket) {
+	it := t.it
+	res := download.Result{URL: it.url, Path: it.path, Status: download.Canceled}
+	if ctx.Err() == nil {
+		res = r.fetcher.Fetch(withTicket(ctx, t), it.url, it.host, it.path)
 	}
+	r.sched.done(t)
+	r.results <- outcome{it: it, res: res}
 }
 
 // recordFailure writes a failed line to --failed, durably, before the line

@@ -1,0 +1,389 @@
+package fetch
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// sched owns the -j download slots, the --per-host counts and the pacing of
+// each host (-sleep, Retry-After), and hands a free slot to the oldest queued
+// line whose host can take it now; a line whose host cannot is passed over,
+// never the other way round. So with one host and -j 1 lines start strictly
+// in input order, and a line never waits behind a newer one for a slot.
+//
+// A line is taken from its queue only when it gets a slot, and only then is
+// a goroutine started for it: a queued line holds no worker, descriptor or
+// file. Each attempt of a download holds a slot; a retry gives it back while
+// it backs off and queues again, in its input place, for the next attempt.
+// Waiting for -sleep or Retry-After never holds a slot: such a host is
+// simply not eligible until its time comes, and a timer wakes the scheduler
+// then.
+type sched struct {
+	perHost int
+	gap     time.Duration // -sleep
+	launch  func(*ticket) // runs a line's download once it holds its first slot
+
+	inflight atomic.Int64 // slots held, for the progress display
+
+	mu      sync.Mutex
+	free    int // slots not held
+	hosts   map[string]*hostState
+	ready   hostHeap // hosts that can take a line now, by their oldest line
+	timed   hostHeap // hosts that only wait for their time, by that time
+	timer   *time.Timer
+	timerAt time.Time // when timer fires, zero if not armed
+	stopped bool
+	added   int
+}
+
+// ticket is a line in the scheduler: queued, or holding a slot.
+type ticket struct {
+	it        *item
+	host      *hostState
+	slot      bool          // holds a slot
+	reserving bool          // holds its host's -sleep reservation
+	grant     chan struct{} // a retry waiting for a slot: closed when it has one
+}
+
+// hostState is what the scheduler knows of one host (host:port).
+type hostState struct {
+	name     string
+	queue    []*ticket // by input order
+	active   int       // slots held by its lines
+	reserved bool      // -sleep: one of its lines holds a slot but has not started its request yet
+	started  time.Time // the last request start
+	hold     time.Time // Retry-After: no start before
+	heap     *hostHeap // the heap it is in, or nil
+	index    int       // its place in heap
+}
+
+// readyAt is when host may start its next request.
+func (h *hostState) readyAt(gap time.Duration) time.Time {
+	at := h.hold
+	if !h.started.IsZero() {
+		at = latest(at, h.started.Add(gap))
+	}
+	return at
+}
+
+// newSched returns a scheduler of jobs slots; its launch must be set before
+// the first add.
+func newSched(jobs, perHost int, gap time.Duration) *sched {
+	return &sched{perHost: perHost, gap: gap, free: jobs, hosts: map[string]*hostState{},
+		timed: hostHeap{byTime: true, gap: gap}}
+}
+
+// sweepEvery is how many added lines separate two sweeps of idle hosts.
+const sweepEvery = 4096
+
+// add queues a new line. It returns false if the scheduler was stopped: the
+// line will never start.
+func (s *sched) add(it *item) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	now := time.Now()
+	if s.added++; s.added%sweepEvery == 0 {
+		s.sweep(now)
+	}
+	h := s.host(it.host)
+	h.queue = append(h.queue, &ticket{it: it, host: h}) // the newest line so far
+	s.place(h, now)
+	s.pump(now)
+	return true
+}
+
+// stop starts no more lines, and returns the new lines still queued (the
+// caller settles them as interrupted). Retries still queued see their
+// context done and give up by themselves.
+func (s *sched) stop() []*item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	var left []*item
+	for _, h := range s.hosts {
+		for _, t := range h.queue {
+			if t.grant == nil {
+				left = append(left, t.it)
+			}
+		}
+		h.queue = nil
+		s.place(h, time.Time{})
+	}
+	return left
+}
+
+// acquire is the download's BeforeAttempt hook: it returns once the line of
+// ctx (see withTicket) holds a slot and its request may start, and records
+// that start for -sleep. The first attempt already holds the slot it was
+// launched with; a retry queues again in its input place. release gives the
+// slot back.
+func (s *sched) acquire(ctx context.Context) (release func(), err error) {
+	t, _ := ctx.Value(ticketKey{}).(*ticket)
+	if t == nil {
+		return func() {}, nil // not a line of this run
+	}
+	s.mu.Lock()
+	if !t.slot {
+		if s.stopped {
+			s.mu.Unlock()
+			return nil, context.Canceled
+		}
+		grant := make(chan struct{})
+		t.grant = grant
+		s.requeue(t)
+		now := time.Now()
+		s.place(t.host, now)
+		s.pump(now)
+		s.mu.Unlock()
+		select {
+		case <-grant:
+		case <-ctx.Done():
+			s.mu.Lock()
+			if t.slot {
+				s.release(t)
+			} else {
+				s.unqueue(t)
+			}
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	h := t.host
+	h.started = time.Now()
+	if t.reserving {
+		t.reserving, h.reserved = false, false
+	}
+	s.place(h, h.started)
+	s.pump(h.started)
+	s.mu.Unlock()
+	return func() { s.mu.Lock(); defer s.mu.Unlock(); s.release(t) }, nil
+}
+
+// done is called when the download of t's line has returned: a slot it
+// still holds (it ended before any request: its file was there, or a local
+// error) is given back.
+func (s *sched) done(t *ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.release(t)
+}
+
+// Wait is part of download.Pacer: it returns at once, since the scheduler
+// paces a host when it hands out slots.
+func (s *sched) Wait(ctx context.Context, host string) error { return ctx.Err() }
+
+// Start is part of download.Pacer: see Wait.
+func (s *sched) Start(ctx context.Context, host string) error { return ctx.Err() }
+
+// Hold keeps requests to host from starting before t (Retry-After).
+func (s *sched) Hold(host string, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.host(host)
+	h.hold = latest(h.hold, t)
+	s.place(h, time.Now())
+}
+
+// release gives t's slot back, if it holds one, and hands it on. s.mu is
+// held.
+func (s *sched) release(t *ticket) {
+	if !t.slot {
+		return
+	}
+	h := t.host
+	t.slot = false
+	s.free++
+	s.inflight.Add(-1)
+	h.active--
+	if t.reserving {
+		t.reserving, h.reserved = false, false // no request was made
+	}
+	now := time.Now()
+	s.place(h, now)
+	s.pump(now)
+}
+
+// pump hands free slots out by the rule, and arms the timer for the next
+// host whose time comes. s.mu is held.
+func (s *sched) pump(now time.Time) {
+	if s.stopped {
+		return
+	}
+	for s.timed.Len() > 0 && !s.timed.hosts[0].readyAt(s.gap).After(now) {
+		s.place(s.timed.hosts[0], now)
+	}
+	for s.free > 0 && s.ready.Len() > 0 {
+		h := s.ready.hosts[0]
+		t := h.queue[0]
+		h.queue[0] = nil
+		h.queue = h.queue[1:]
+		s.free--
+		s.inflight.Add(1)
+		h.active++
+		t.slot = true
+		if s.gap > 0 {
+			t.reserving, h.reserved = true, true
+		}
+		s.place(h, now)
+		if t.grant != nil {
+			close(t.grant)
+			t.grant = nil
+		} else {
+			go s.launch(t)
+		}
+	}
+	if s.free > 0 && s.timed.Len() > 0 {
+		s.arm(s.timed.hosts[0].readyAt(s.gap), now)
+	}
+}
+
+// arm makes sure the timer fires by at. s.mu is held.
+func (s *sched) arm(at, now time.Time) {
+	if !s.timerAt.IsZero() && !s.timerAt.After(at) {
+		return
+	}
+	s.timerAt = at
+	if s.timer == nil {
+		s.timer = time.AfterFunc(at.Sub(now), s.tick)
+	} else {
+		s.timer.Reset(at.Sub(now))
+	}
+}
+
+func (s *sched) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timerAt = time.Time{}
+	s.pump(time.Now())
+}
+
+// place puts h in the heap its state calls for. s.mu is held.
+func (s *sched) place(h *hostState, now time.Time) {
+	if h.heap != nil {
+		heap.Remove(h.heap, h.index)
+	}
+	switch {
+	case len(h.queue) == 0 || h.active >= s.perHost || h.reserved:
+	case h.readyAt(s.gap).After(now):
+		heap.Push(&s.timed, h)
+	default:
+		heap.Push(&s.ready, h)
+	}
+}
+
+// host returns the state of the host name, new if it has none. s.mu is held.
+func (s *sched) host(name string) *hostState {
+	h := s.hosts[name]
+	if h == nil {
+		h = &hostState{name: name}
+		s.hosts[name] = h
+	}
+	return h
+}
+
+// requeue puts a retry back in its host's queue, in input order. s.mu is
+// held.
+func (s *sched) requeue(t *ticket) {
+	// Its host may have been swept while the line backed off (it held no
+	// slot), and have a new state since.
+	t.host = s.host(t.host.name)
+	q := t.host.queue
+	i := len(q)
+	for i > 0 && q[i-1].it.seq > t.it.seq {
+		i--
+	}
+	q = append(q, nil)
+	copy(q[i+1:], q[i:])
+	q[i] = t
+	t.host.queue = q
+}
+
+// unqueue takes a retry that gave up out of its host's queue. s.mu is held.
+func (s *sched) unqueue(t *ticket) {
+	h := t.host
+	for i, q := range h.queue {
+		if q == t {
+			h.queue = append(h.queue[:i], h.queue[i+1:]...)
+			break
+		}
+	}
+	t.grant = nil
+	s.place(h, time.Now())
+}
+
+// sweep forgets hosts with nothing queued or running whose pauses are over,
+// so the map does not grow with every host ever seen. s.mu is held.
+func (s *sched) sweep(now time.Time) {
+	for name, h := range s.hosts {
+		if len(h.queue) == 0 && h.active == 0 && !h.readyAt(s.gap).After(now) {
+			delete(s.hosts, name)
+		}
+	}
+}
+
+type ticketKey struct{}
+
+// withTicket returns ctx carrying t, for acquire: download.Fetcher calls its
+// BeforeAttempt hook with the context given to Fetch, which is how the hook
+// knows which line asks.
+func withTicket(ctx context.Context, t *ticket) context.Context {
+	return context.WithValue(ctx, ticketKey{}, t)
+}
+
+// hostHeap is a heap of hosts: by the input order of their oldest queued
+// line, or by the time they may start their next request.
+type hostHeap struct {
+	byTime bool
+	gap    time.Duration
+	hosts  []*hostState
+}
+
+func (q *hostHeap) Len() int { return len(q.hosts) }
+
+func (q *hostHeap) Less(i, j int) bool {
+	a, b := q.hosts[i], q.hosts[j]
+	if q.byTime {
+		return a.readyAt(q.gap).Before(b.readyAt(q.gap))
+	}
+	return a.queue[0].it.seq < b.queue[0].it.seq
+}
+
+func (q *hostHeap) Swap(i, j int) {
+	q.hosts[i], q.hosts[j] = q.hosts[j], q.hosts[i]
+	q.hosts[i].index, q.hosts[j].index = i, j
+}
+
+func (q *hostHeap) Push(x any) {
+	h := x.(*hostState)
+	h.heap, h.index = q, len(q.hosts)
+	q.hosts = append(q.hosts, h)
+}
+
+func (q *hostHeap) Pop() any {
+	n := len(q.hosts) - 1
+	h := q.hosts[n]
+	q.hosts[n] = nil
+	q.hosts = q.hosts[:n]
+	h.heap = nil
+	return h
+}
+
+func latest(ts ...time.Time) time.Time {
+	l := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}
