@@ -14,8 +14,10 @@ import (
 )
 
 // attempt makes one request and appends its body to the part file. A nil
-// error means the part file now holds the whole resource.
-func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host string, res *Result) error {
+// error means the part file now holds the whole resource; then the release
+// of BeforeAttempt's slot is left in *held, for the caller to call once the
+// file is final.
+func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host string, res *Result, held *func()) (err error) {
 	if f.Pacer != nil {
 		if err := f.Pacer.Wait(ctx, host); err != nil {
 			return err
@@ -26,7 +28,13 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		if err != nil {
 			return err
 		}
-		defer release()
+		defer func() {
+			if err == nil {
+				*held = release
+			} else {
+				release()
+			}
+		}()
 	}
 	if f.Pacer != nil {
 		if err := f.Pacer.Start(ctx, host); err != nil {

@@ -103,7 +103,10 @@ type Fetcher struct {
 	Root     string
 	Progress func(n int64) // called with each chunk of body bytes received; may be nil
 	// BeforeAttempt, if set, is called before each request, after pacing:
-	// the place for a limit over all hosts. release is called after it.
+	// the place for a limit over all hosts. release is called after a failed
+	// attempt, or after the file of a successful one is final (fsynced,
+	// renamed, its directory synced): the slot covers the whole download, so
+	// with one slot the next line never starts before this one is settled.
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
 
 	known knownDirs // directories made and synced in this run (bounded)
@@ -147,9 +150,14 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 	failures := 0 // attempts that failed; a short 206 that brought bytes is not one
 	for {
 		res.Attempts++
-		err := f.attempt(ctx, part, rawURL, host, &res)
+		var held func() // the slot of a successful attempt, kept through finish
+		err := f.attempt(ctx, part, rawURL, host, &res, &held)
 		if err == nil {
-			if err := f.finish(part, rawURL, path); err != nil {
+			err := f.finish(part, rawURL, path)
+			if held != nil {
+				held()
+			}
+			if err != nil {
 				return f.end(&res, err)
 			}
 			res.Status = Done
