@@ -24,11 +24,11 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		}
 	}
 	if f.BeforeAttempt != nil {
-		release, err := f.BeforeAttempt(ctx)
-		if err != nil {
-			return err
+		release, herr := f.BeforeAttempt(ctx)
+		if herr != nil {
+			return herr
 		}
-		defer func() {
+		defer func() { // err is the result: a slot of a failed attempt goes back now
 			if err == nil {
 				*held = release
 			} else {
