@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/ck-tools/ck/lib/durable"
@@ -336,29 +337,9 @@ func (a *Appender) repairTail() (int64, error) {
 }
 
 // saveTorn appends bytes [cut, size) of the checkpoint and a "\n" to the
-// file torn, created if missing (and then its directory fsynced), and
-// fsyncs it. A crash before the cut saves the same fragment again on the
-// next run: a repeat, never a loss.
+// file torn, durably (see durable.AppendFile).
 func (a *Appender) saveTorn(torn string, cut, size int64) error {
-	_, statErr := os.Stat(torn)
-	f, err := os.OpenFile(torn, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, io.NewSectionReader(a.r, cut, size-cut))
-	if err == nil {
-		_, err = f.Write([]byte{'\n'})
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
-		err = durable.SyncDir(filepath.Dir(torn))
-	}
-	return err
+	return durable.AppendFile(torn, io.MultiReader(io.NewSectionReader(a.r, cut, size-cut), strings.NewReader("\n")))
 }
 
 // Close closes the checkpoint, releasing its lock. Appended batches are

@@ -7,6 +7,8 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -74,6 +76,30 @@ func MkdirAll(dir string, sync func(dir string) error) error {
 		return &os.PathError{Op: "sync", Path: parent, Err: err}
 	}
 	return nil
+}
+
+// AppendFile appends what r holds to the file name, creating it if missing,
+// and fsyncs it; a file it created has its directory fsynced too, so the
+// bytes survive a power loss under that name. It keeps what a repair cuts
+// off (CHECKPOINT.torn, FAILED.torn): a crash before the cut saves the same
+// bytes again on the next run, a repeat and never a loss.
+func AppendFile(name string, r io.Reader) error {
+	_, statErr := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		err = SyncDir(filepath.Dir(name))
+	}
+	return err
 }
 
 // DirSyncer fsyncs directories for many concurrent callers with group

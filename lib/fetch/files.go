@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/ck-tools/ck/lib/durable"
+	"github.com/ck-tools/ck/lib/lines"
 )
 
 // openAppend opens the file of flag (--failed, --report) for appending,
@@ -85,18 +86,7 @@ func repairTail(f *os.File, name string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", name, err)
 	}
 	torn := name + ".torn"
-	tf, err := openAppend("--failed", torn)
-	if err != nil {
-		return "", err
-	}
-	_, err = tf.Write(append(frag, '\n'))
-	if err == nil {
-		err = tf.Sync()
-	}
-	if cerr := tf.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := durable.AppendFile(torn, bytes.NewReader(append(frag, '\n'))); err != nil {
 		return "", fmt.Errorf("keep the torn end of %s in %s: %w", name, torn, err)
 	}
 	if err := f.Truncate(cut); err != nil {
@@ -111,37 +101,17 @@ func repairTail(f *os.File, name string) (string, error) {
 
 // recordStart returns where the torn record at the end of f starts: after
 // the last newline, or at the start of the line before it if that line is
-// the record's "# reason". It reads backwards in chunks, so a long torn line
-// costs no more memory than a chunk.
+// the record's "# reason".
 func recordStart(f io.ReaderAt, size int64) (int64, error) {
-	const chunk = 64 << 10
-	buf := make([]byte, chunk)
-	found := 0 // newlines found, from the end
-	var lineEnd int64 = -1
-	for end := size; end > 0; {
-		start := max(0, end-chunk)
-		b := buf[:end-start]
-		if _, err := f.ReadAt(b, start); err != nil {
-			return 0, err
-		}
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] != '\n' {
-				continue
-			}
-			found++
-			at := start + int64(i) + 1
-			if found == 1 {
-				lineEnd = at
-				continue
-			}
-			return reasonStart(f, at, lineEnd)
-		}
-		end = start
+	nl, err := lines.LastNewline(f, size)
+	if err != nil || nl < 0 {
+		return 0, err
 	}
-	if found == 1 {
-		return reasonStart(f, 0, lineEnd)
+	prev, err := lines.LastNewline(f, nl)
+	if err != nil {
+		return 0, err
 	}
-	return 0, nil
+	return reasonStart(f, prev+1, nl+1)
 }
 
 // reasonStart returns start if the line [start, end) is a "# " line, else
