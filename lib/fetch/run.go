@@ -130,15 +130,14 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go r.dispatch(ctx, items, window, dispatched)
 
 	var (
-		pending    = map[int64]outcome{}
-		next, seen int64
+		echoes     = newEchoer(r.c.Unordered, r.failed != nil)
+		seen       int64
 		total      int64 = -1
-		frozen     bool  // a failure without --failed: no more echo
-		stopped    bool  // an interrupted line: nothing after it is settled
-		notEchoed  int64
 		fatalErr   error // local state failed: the run stops
 		pipeClosed bool
 		badStdout  bool // a write to stdout failed: nothing more is written
+		out        []*item
+		echoBuf    []byte
 	)
 	fail := func(err error) {
 		if fatalErr == nil {
@@ -148,18 +147,15 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	}
 	// Lines settled together (one result can release many waiting ones)
 	// leave in one write, at once.
-	var echoBuf []byte
-	echo := func(o outcome) {
-		echoBuf = append(append(echoBuf, o.it.line...), '\n')
-	}
-	flush := func() {
-		if len(echoBuf) == 0 || pipeClosed || badStdout {
-			echoBuf = echoBuf[:0]
+	write := func(its []*item) {
+		if len(its) == 0 || pipeClosed || badStdout {
 			return
 		}
-		_, err := r.stdout.Write(echoBuf)
 		echoBuf = echoBuf[:0]
-		if err != nil {
+		for _, it := range its {
+			echoBuf = append(append(echoBuf, it.line...), '\n')
+		}
+		if _, err := r.stdout.Write(echoBuf); err != nil {
 			if isPipeErr(err) {
 				pipeClosed = true
 				cancel(errPipe)
@@ -167,29 +163,6 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 			}
 			badStdout = true
 			fail(fmt.Errorf("write stdout: %w", err))
-		}
-	}
-	// A line whose result stopped the run is like an interrupted one:
-	// earlier lines that complete are still echoed, it and later ones not.
-	settle := func(o outcome) {
-		if o.halt {
-			stopped = true
-		}
-		switch o.res.Status {
-		case download.Done, download.Exists:
-			switch {
-			case stopped:
-			case frozen:
-				notEchoed++
-			default:
-				echo(o)
-			}
-		case download.Failed:
-			if r.failed == nil && !r.c.Unordered {
-				frozen = true
-			}
-		case download.Canceled:
-			stopped = !r.c.Unordered
 		}
 	}
 	for total < 0 || seen < total {
@@ -200,45 +173,21 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		case o = <-r.results:
 		}
 		seen++
-		r.account(o)
-		halt := func(err error) {
+		// A line whose result stopped the run is like an interrupted one:
+		// earlier lines that complete are still echoed, it and later ones not.
+		if err := r.record(o); err != nil {
 			o.halt = true
 			fail(err)
 		}
-		if o.res.Status == download.Failed {
-			if o.res.Fatal {
-				halt(o.res.Err)
-			} else {
-				r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
-				if err := r.recordFailure(o); err != nil {
-					halt(err)
-				}
-			}
-		}
-		if err := r.writeReport(o); err != nil {
-			halt(err)
-		}
-		if r.c.Unordered {
-			settle(o)
-			flush()
-			<-window
-			continue
-		}
-		pending[o.it.seq] = o
-		for {
-			p, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			settle(p)
+		var settled int
+		out, settled = echoes.add(o, out[:0])
+		write(out)
+		for range settled {
 			<-window
 		}
-		flush()
 	}
 	r.prog.stop()
-	return r.finish(parent, ctx, start, frozen, notEchoed, fatalErr, pipeClosed)
+	return r.finish(parent, ctx, start, echoes.frozen, echoes.notEchoed, fatalErr, pipeClosed)
 }
 
 // finish prints the summary and the last words, and chooses the exit status.
@@ -270,6 +219,26 @@ func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, 
 		return cli.ExitFailure
 	}
 	return cli.ExitOK
+}
+
+// record counts the result of a line, says why it failed and writes it to
+// --failed and --report. An error stops the run: the local state failed.
+func (r *run) record(o outcome) error {
+	r.account(o)
+	var err error
+	if o.res.Status == download.Failed {
+		if o.res.Fatal {
+			err = o.res.Err
+		} else {
+			r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
+			err = r.recordFailure(o)
+		}
+	}
+	// The report of a line that stopped the run is still written.
+	if rerr := r.writeReport(o); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 func (r *run) account(o outcome) {
