@@ -8,6 +8,8 @@
 #                                     detector's own memory grows with the work)
 #   4. scripts/demo.sh                (interrupt and resume the used-by line)
 #   5. scripts/wrap-example.sh --self-test
+#   6. scripts/shards-ssh.sh          (the README's GNU parallel recipe over three
+#                                     sshd on 127.0.0.1, one killed in the middle)
 #
 # Every step runs even when an earlier one failed, so one run shows all the
 # failures; the summary at the end names them and the exit status is 1 if
@@ -16,13 +18,15 @@
 # tests run without -race and a warning says so (and step 3, which step 2
 # then covers, is left out). strace, which cmd/durability_test.go needs, is
 # installed with apt-get when missing (as root); if it cannot be, or cannot
-# trace, a warning says that test skips.
+# trace, a warning says that test skips. Step 6 installs openssh-server and
+# parallel the same way, or says loudly that it checks nothing.
 
 usage() {
 	cat <<'USAGE'
 usage: scripts/test.sh [-h]
   go vet, go test -race -count=1 ./..., the memory tests without -race,
-  scripts/demo.sh and scripts/wrap-example.sh --self-test, from the
+  scripts/demo.sh, scripts/wrap-example.sh --self-test and
+  scripts/shards-ssh.sh, from the
   repository root
 USAGE
 }
@@ -92,6 +96,7 @@ if [ -n "$race" ]; then
 fi
 check "scripts/demo.sh" bash scripts/demo.sh
 check "scripts/wrap-example.sh --self-test" bash scripts/wrap-example.sh --self-test
+check "scripts/shards-ssh.sh" bash scripts/shards-ssh.sh
 
 if [ ${#failed[@]} -gt 0 ]; then
 	step "FAILED: ${failed[*]}"
