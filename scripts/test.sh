@@ -6,8 +6,12 @@
 #   3. go test -count=1 -v -run '^TestFetchMemoryBounded$' ./cmd/
 #                                     (the memory figures, without -race: the race
 #                                     detector's own memory grows with the work)
-#   4. scripts/demo.sh                (interrupt and resume the used-by line)
-#   5. scripts/wrap-example.sh --self-test
+#   4. go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
+#                                     (the tree layout's names against a reference
+#                                     normaliser, 20 s of fuzzing past the seed corpus
+#                                     in lib/outname/testdata/fuzz, which step 2 runs)
+#   5. scripts/demo.sh                (interrupt and resume the used-by line)
+#   6. scripts/wrap-example.sh --self-test
 #
 # Every step runs even when an earlier one failed, so one run shows all the
 # failures; the summary at the end names them and the exit status is 1 if
@@ -22,8 +26,8 @@ usage() {
 	cat <<'USAGE'
 usage: scripts/test.sh [-h]
   go vet, go test -race -count=1 ./..., the memory tests without -race,
-  scripts/demo.sh and scripts/wrap-example.sh --self-test, from the
-  repository root
+  20 s of fuzzing the tree layout, scripts/demo.sh and
+  scripts/wrap-example.sh --self-test, from the repository root
 USAGE
 }
 
@@ -90,6 +94,10 @@ check "go test $race -count=1 ./..." go test $race -count=1 ./...
 if [ -n "$race" ]; then
 	check "go test -count=1 -v -run '$norace' ./cmd/ (memory, without -race)" go test -count=1 -v -run "$norace" ./cmd/
 fi
+# Bounded: -fuzztime stops it. A failure leaves its input in
+# lib/outname/testdata/fuzz/FuzzTreeLayout, where step 2 replays it.
+check "go test -run '^\$' -fuzz '^FuzzTreeLayout\$' -fuzztime 20s ./lib/outname/" \
+	go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
 check "scripts/demo.sh" bash scripts/demo.sh
 check "scripts/wrap-example.sh --self-test" bash scripts/wrap-example.sh --self-test
 

@@ -37,13 +37,13 @@ func treeName(raw string) (string, error) {
 		case s == "":
 			name = emptySegment
 		default:
-			name = escapeText(s, false)
+			name = escapeText(s)
 			if name == "." || name == ".." {
 				name = strings.Repeat("%2E", len(name))
 			}
 		}
 		if last && hasQuery {
-			name += "?" + escapeText(query, true)
+			name += "?" + escapeText(query)
 		}
 		b.WriteByte('/')
 		b.WriteString(component(name))
@@ -76,19 +76,17 @@ func treeHost(u *url.URL) (string, error) {
 		if port == "" {
 			port = "0"
 		}
-		if port == map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)] {
+		if scheme := strings.ToLower(u.Scheme); scheme == "http" && port == "80" || scheme == "https" && port == "443" {
 			port = ""
 		}
 	}
-	var lower strings.Builder
-	for i := 0; i < len(h); i++ {
-		c := h[i]
+	lower := []byte(h)
+	for i, c := range lower {
 		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+			lower[i] = c + 'a' - 'A'
 		}
-		lower.WriteByte(c)
 	}
-	name := escapeBytes(lower.String(), nil)
+	name := escapeBytes(string(lower), nil)
 	if name == "." || name == ".." {
 		name = strings.Repeat("%2E", len(name))
 	}
@@ -113,7 +111,7 @@ const (
 // since "%2F" is the name of a "%2F" of the URL. A '%' that starts no valid
 // escape (only a query can hold one: url.Parse refuses it in a path) stands
 // for itself.
-func escapeText(s string, query bool) string {
+func escapeText(s string) string {
 	vals := make([]byte, 0, len(s))
 	kinds := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
@@ -132,38 +130,35 @@ func escapeText(s string, query bool) string {
 		}
 		vals, kinds = append(vals, c), append(kinds, kind)
 	}
-	return escapeBytes(string(vals), func(i int) string {
-		switch {
-		case kinds[i] == escaped:
-			return fmt.Sprintf("%%%02X", vals[i])
-		case kinds[i] == reserved && vals[i] == '/' && query:
-			return "%2f"
-		case kinds[i] == reserved:
-			return string(vals[i])
-		}
-		return ""
-	})
+	return escapeBytes(string(vals), kinds)
 }
 
 // escapeBytes writes the bytes of s as they are, except what a name cannot
 // hold or a reader could not see, as %XX: '%' itself (it starts escapes),
 // NUL and '/' (a file system cannot hold them), control characters (C0, DEL,
-// C1) and bytes that are not part of valid UTF-8. A non-nil special gives the
-// name of the byte at i instead, or "" to treat it as any other.
-func escapeBytes(s string, special func(i int) string) string {
+// C1) and bytes that are not part of valid UTF-8. kinds, if not nil, tells
+// the reserved characters of s (see escapeText): an escaped one is written
+// %XX, one written as is stays as is, except a '/' (of a query), "%2f".
+func escapeBytes(s string, kinds []byte) string {
 	var b strings.Builder
+	b.Grow(len(s) + len(s)/4)
 	for i := 0; i < len(s); {
-		if special != nil {
-			if name := special(i); name != "" {
-				b.WriteString(name)
-				i++
-				continue
+		if kinds != nil && kinds[i] != plain {
+			switch c := s[i]; {
+			case kinds[i] == escaped:
+				writeEscape(&b, c, upperHex)
+			case c == '/':
+				writeEscape(&b, c, lowerHex)
+			default:
+				b.WriteByte(c)
 			}
+			i++
+			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if (r == utf8.RuneError && n == 1) || r == '%' || r == '/' || unicode.IsControl(r) {
-			for _, c := range []byte(s[i : i+n]) {
-				fmt.Fprintf(&b, "%%%02X", c)
+			for j := i; j < i+n; j++ {
+				writeEscape(&b, s[j], upperHex)
 			}
 		} else {
 			b.WriteString(s[i : i+n])
@@ -171,6 +166,17 @@ func escapeBytes(s string, special func(i int) string) string {
 		i += n
 	}
 	return b.String()
+}
+
+const (
+	upperHex = "0123456789ABCDEF"
+	lowerHex = "0123456789abcdef"
+)
+
+func writeEscape(b *strings.Builder, c byte, digits string) {
+	b.WriteByte('%')
+	b.WriteByte(digits[c>>4])
+	b.WriteByte(digits[c&15])
 }
 
 // component makes a name safe as a final or directory name: the dot of a
