@@ -124,22 +124,6 @@ wait_line() {
 	pipe_pid=
 }
 
-# escape is the escaping of lib/outname: every byte outside [A-Za-z0-9._~=,+-] as %XX.
-escape() {
-	local s=$1 out='' c hex i
-	for ((i = 0; i < ${#s}; i++)); do
-		c=${s:i:1}
-		case $c in
-		[A-Za-z0-9._~=,+-]) out=$out$c ;;
-		*)
-			printf -v hex '%%%02X' "'$c"
-			out=$out$hex
-			;;
-		esac
-	done
-	printf '%s' "$out"
-}
-
 # size_of prints a file's size in bytes (portable: no stat flags).
 size_of() { wc -c <"$1" | tr -d ' '; }
 
@@ -196,7 +180,9 @@ done
 [ -s "$tmp/port" ] || fail "the test server wrote no port file within 10 s"
 addr=$(cat "$tmp/port")
 base=http://$addr
-hostdir=http/$(escape "$addr")
+# ckfetch's default (tree) layout: HOST:PORT/path?query, as wget -x; none of
+# the paths and queries below holds a byte it would escape.
+hostdir=$addr
 info "serving at $base"
 
 # The list: 30 URLs. Lines 10-12 are slow (40 kB at 16 kB/s, 2.5 s each), so
@@ -222,7 +208,7 @@ info "..."
 
 # final_of and size_in print the output path (relative to $work) and the
 # expected size of a path-and-query.
-final_of() { printf '%s/%s' "$hostdir" "$(escape "$1")"; }
+final_of() { printf '%s/%s' "$hostdir" "$1"; }
 size_in() {
 	local s=${1#*size=}
 	echo "${s%%&*}"
@@ -284,6 +270,8 @@ done
 info "files complete under their final names: ${#done1[@]} (checkpointed: $ck1; the others" \
 	"wait behind an unfinished earlier line, which keeps the checkpoint in input order)"
 info ".part files kept for resuming: $nparts"
+info "the first files on disk (the tree layout, HOST:PORT/path?query):"
+(cd "$work" && find "$hostdir" -type f | sort | sed -n 1,3p) | indent
 
 # ---- Run 2, to the end ---------------------------------------------------
 left=$("$bin/ckskip" -c "$work/urls_check.txt" "$work/urls.txt" | wc -l | tr -d ' ')

@@ -6,9 +6,13 @@
 #   3. go test -count=1 -v -run '^TestFetchMemoryBounded$' ./cmd/
 #                                     (the memory figures, without -race: the race
 #                                     detector's own memory grows with the work)
-#   4. scripts/demo.sh                (interrupt and resume the used-by line)
-#   5. scripts/wrap-example.sh --self-test
-#   6. scripts/shards-ssh.sh          (the README's GNU parallel recipe over three
+#   4. go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
+#                                     (the tree layout's names against a reference
+#                                     normaliser, 20 s of fuzzing past the seed corpus
+#                                     in lib/outname/testdata/fuzz, which step 2 runs)
+#   5. scripts/demo.sh                (interrupt and resume the used-by line)
+#   6. scripts/wrap-example.sh --self-test
+#   7. scripts/shards-ssh.sh          (the README's GNU parallel recipe over three
 #                                     sshd on 127.0.0.1, one killed in the middle)
 #
 # Every step runs even when an earlier one failed, so one run shows all the
@@ -18,15 +22,15 @@
 # tests run without -race and a warning says so (and step 3, which step 2
 # then covers, is left out). strace, which cmd/durability_test.go needs, is
 # installed with apt-get when missing (as root); if it cannot be, or cannot
-# trace, a warning says that test skips. Step 6 installs openssh-server and
+# trace, a warning says that test skips. Step 7 installs openssh-server and
 # parallel the same way, or says loudly that it checks nothing.
 
 usage() {
 	cat <<'USAGE'
 usage: scripts/test.sh [-h]
   go vet, go test -race -count=1 ./..., the memory tests without -race,
-  scripts/demo.sh, scripts/wrap-example.sh --self-test and
-  scripts/shards-ssh.sh, from the
+  20 s of fuzzing the tree layout, scripts/demo.sh,
+  scripts/wrap-example.sh --self-test and scripts/shards-ssh.sh, from the
   repository root
 USAGE
 }
@@ -94,6 +98,10 @@ check "go test $race -count=1 ./..." go test $race -count=1 ./...
 if [ -n "$race" ]; then
 	check "go test -count=1 -v -run '$norace' ./cmd/ (memory, without -race)" go test -count=1 -v -run "$norace" ./cmd/
 fi
+# Bounded: -fuzztime stops it. A failure leaves its input in
+# lib/outname/testdata/fuzz/FuzzTreeLayout, where step 2 replays it.
+check "go test -run '^\$' -fuzz '^FuzzTreeLayout\$' -fuzztime 20s ./lib/outname/" \
+	go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
 check "scripts/demo.sh" bash scripts/demo.sh
 check "scripts/wrap-example.sh --self-test" bash scripts/wrap-example.sh --self-test
 check "scripts/shards-ssh.sh" bash scripts/shards-ssh.sh

@@ -88,7 +88,7 @@ func (f *Fetcher) final(rawURL, path string) (found bool, err error) {
 	case err != nil:
 		return false, f.local(&os.PathError{Op: "stat", Path: path, Err: err})
 	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		return false, fmt.Errorf("%s is a directory, not a file", path)
+		return false, fmt.Errorf("%s is a directory, not a file (%s)", path, clashHint)
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
 		return false, fmt.Errorf("%s is not a regular file", path)
 	}
@@ -102,6 +102,10 @@ func (f *Fetcher) final(rawURL, path string) (found bool, err error) {
 	return true, nil
 }
 
+// clashHint says what to do about a name that is a file where a directory
+// is needed, or the other way round: with the tree layout, /a and /a/b.
+const clashHint = "a file/directory clash: give this line its own PATH (URL<TAB>PATH), or use --layout flat"
+
 // notDir says which parent of path is not a directory.
 func notDir(path string) error {
 	for d := filepath.Dir(path); d != filepath.Dir(d); d = filepath.Dir(d) {
@@ -111,14 +115,14 @@ func notDir(path string) error {
 			continue
 		}
 		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			return fmt.Errorf("cannot use %s: %s is a regular file, not a directory", path, d)
+			return fmt.Errorf("cannot use %s: %s is a regular file, not a directory (%s)", path, d, clashHint)
 		}
 		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return fmt.Errorf("cannot use %s: %s is not a directory", path, d)
 		}
 		break
 	}
-	return &os.PathError{Op: "stat", Path: path, Err: unix.ENOTDIR}
+	return fmt.Errorf("%w (%s)", &os.PathError{Op: "stat", Path: path, Err: unix.ENOTDIR}, clashHint)
 }
 
 // readOwner returns the owner recorded on the file path, "" if none (or
@@ -200,9 +204,17 @@ func (f *Fetcher) mkdir(dir string) error {
 	return nil
 }
 
-// local classifies an error of a file system call made for one line; see
-// classifyLocal.
-func (f *Fetcher) local(err error) error { return classifyLocal(err, f.Root) }
+// local classifies an error of a file system call made for one line (see
+// classifyLocal); a file where a directory is needed or the other way round,
+// met while the name is made (two lines at once), says what to do.
+func (f *Fetcher) local(err error) error {
+	err = classifyLocal(err, f.Root)
+	var fe fatalError
+	if !errors.As(err, &fe) && (errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR)) {
+		return fmt.Errorf("%w (%s)", err, clashHint)
+	}
+	return err
+}
 
 // classifyLocal tells the local errors that stop the run (fatal: the disk,
 // the output directory root as a whole) from those that come from one line's

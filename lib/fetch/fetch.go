@@ -40,6 +40,7 @@ type CLI struct {
 	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" help:"Give up connecting after this long (retryable)."`
 	StallTimeout   time.Duration `name:"stall-timeout" default:"60s" help:"Give up an attempt when no byte arrived for this long (retryable); 0: never."`
 	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error."`
+	Layout         string        `enum:"tree,flat" default:"tree" placeholder:"tree|flat" help:"Default names: tree is DIR/HOST[:PORT]/decoded/path/file?query (as wget -x); flat is DIR/SCHEME/HOST/escaped-path-and-query, the names of ckfetch before the tree layout, for lists begun with them."`
 	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
 	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
 }

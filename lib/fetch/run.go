@@ -281,12 +281,12 @@ func (r *run) read(ctx context.Context, stdin io.Reader, items chan<- *item) {
 	}
 }
 
-// parse reads URL or URL<TAB>PATH.
+// parse reads URL or URL<TAB>PATH. The default name is the one of --layout.
 func (r *run) parse(line, key string) *item {
 	it := &item{line: line}
 	rawURL, path, explicit := strings.Cut(key, "\t")
 	it.url = strings.Trim(rawURL, " \t")
-	name, err := outname.FromURL(it.url)
+	name, err := outname.Layout(r.c.Layout).Name(it.url)
 	if err == nil && explicit {
 		name, err = outname.Explicit(strings.Trim(path, " \t"))
 	}
