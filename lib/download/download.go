@@ -29,6 +29,11 @@
 //
 // Error answers (4xx, 5xx, 416, a refused 206) are read up to 64 KiB before
 // they are closed, so their connection is used again.
+//
+// A checksum (Options.Checksum) and the sha256 of Result are computed while
+// the bytes are written, the bytes a resumed .part already held first (read
+// once), and the checksum is checked before the rename (see sum.go). Nothing
+// is hashed when neither is asked for.
 package download
 
 import (
