@@ -176,6 +176,11 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 		}
 	}
 	part.digest = newDigest(o.Checksum, f.SHA256)
+	if part.validator != "" { // a .part that can resume: its bytes, read once
+		if err := part.catchUp(ctx); err != nil {
+			return f.end(&res, err)
+		}
+	}
 
 	backoff := f.Backoff
 	failures := 0 // attempts that failed; a short 206 that brought bytes is not one

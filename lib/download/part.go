@@ -382,10 +382,10 @@ func putBuf(buf []byte) {
 }
 
 // copyFrom appends r to the part file, and to its digest if it has one
-// (after the bytes an earlier run left, which are hashed first). Errors
+// (after the bytes an earlier run left, hashed before the request). Errors
 // writing are fatal; errors reading are the network's.
 func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
-	if err := p.catchUp(); err != nil {
+	if err := p.catchUp(context.Background()); err != nil { // done already: a guard
 		return 0, err
 	}
 	buf := getBuf()

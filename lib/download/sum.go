@@ -5,6 +5,7 @@ package download
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -66,9 +67,9 @@ func ParseChecksum(s string) (Checksum, error) {
 
 // digest computes, while a file's bytes are written, the checksum's
 // algorithm and, if asked, sha256 (one hash when the checksum is sha256).
-// n counts the bytes hashed: the bytes of a resumed .part are read once, at
-// the first write after the open (catchUp), so a whole file is hashed from
-// its first byte, never by a second read of the finished file.
+// n counts the bytes hashed: the bytes of a resumed .part are read once,
+// before the first request (catchUp), so a whole file is hashed from its
+// first byte, never by a second read of the finished file.
 type digest struct {
 	want  Checksum
 	check hash.Hash // of want.Algo; nil without a checksum
@@ -136,8 +137,10 @@ func (d *digest) mismatch() (got Checksum, ok bool) {
 
 // catchUp hashes the bytes of the part file that are not hashed yet: those
 // an earlier run left in a resumed .part. It reads them once, with pread,
-// from where the digest stopped (0 after a reset).
-func (p *partFile) catchUp() error {
+// from where the digest stopped (0 after a reset). Fetch calls it before the
+// first request, so no connection waits on the read; it stops when ctx is
+// done (context.Canceled), keeping what it hashed.
+func (p *partFile) catchUp(ctx context.Context) error {
 	d := p.digest
 	if d == nil || d.n == p.size {
 		return nil
@@ -148,6 +151,9 @@ func (p *partFile) catchUp() error {
 	buf := getBuf()
 	defer putBuf(buf)
 	for d.n < p.size {
+		if ctx.Err() != nil {
+			return context.Canceled
+		}
 		n, err := unix.Pread(p.fd, buf[:min(int64(len(buf)), p.size-d.n)], d.n)
 		if err == unix.EINTR {
 			continue
@@ -167,7 +173,7 @@ func (p *partFile) catchUp() error {
 // before the rename. A mismatch drops the .part: its bytes are not the
 // file the line asks for, and resuming them could only give the same.
 func (p *partFile) verify() error {
-	if err := p.catchUp(); err != nil {
+	if err := p.catchUp(context.Background()); err != nil { // done already: a guard
 		return err
 	}
 	got, ok := p.digest.mismatch()
