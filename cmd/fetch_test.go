@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -732,7 +733,8 @@ func TestFetchHostLimits(t *testing.T) {
 }
 
 // TestFetchReport: --report FILE has one JSON object per URL with exactly
-// the keys of SPEC.md; a redirect shows where it ended.
+// the keys of SPEC.md; a redirect shows where it ended; sha256 is the file's
+// for a file downloaded, and empty for the others.
 func TestFetchReport(t *testing.T) {
 	t.Parallel()
 	srv := fetchtest.New()
@@ -765,7 +767,7 @@ func TestFetchReport(t *testing.T) {
 		missing:    {missing, "failed", 404, 0, 1, nil, true},
 		there:      {"", "exists", 0, 0, 0, []byte("12345"), false},
 	}
-	keys := []string{"attempts", "bytes", "duration_ms", "error", "final_url", "http_status", "path", "status", "url"}
+	keys := []string{"attempts", "bytes", "duration_ms", "error", "final_url", "http_status", "path", "sha256", "status", "url"}
 	report := strings.TrimSuffix(string(read(t, filepath.Join(dir, "report.jsonl"))), "\n")
 	seen := map[string]bool{}
 	for i, line := range strings.Split(report, "\n") {
@@ -786,6 +788,7 @@ func TestFetchReport(t *testing.T) {
 			Attempts   int    `json:"attempts"`
 			DurationMS int    `json:"duration_ms"`
 			Error      string `json:"error"`
+			SHA256     string `json:"sha256"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("report.jsonl:%d: a key has the wrong type: %v: %s", i+1, err, line)
@@ -814,6 +817,9 @@ func TestFetchReport(t *testing.T) {
 			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, w.file) {
 				t.Errorf("report.jsonl:%d: path %q does not hold the file (%v)", i+1, r.Path, err)
 			}
+		}
+		if want := map[bool]string{true: fmt.Sprintf("%x", sha256.Sum256(w.file))}[w.status == "done"]; r.SHA256 != want {
+			t.Errorf("report.jsonl:%d: sha256 %q; want %q", i+1, r.SHA256, want)
 		}
 	}
 	if len(seen) != len(wants) {

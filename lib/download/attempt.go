@@ -62,7 +62,7 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		return errTooManyRedirects // trying again would go round the same loop
 	}
 	if err != nil {
-		return netError(ctx, err)
+		return netError(ctx, doError(err, req))
 	}
 	defer resp.Body.Close()
 	res.HTTPStatus = resp.StatusCode

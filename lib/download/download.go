@@ -29,6 +29,11 @@
 //
 // Error answers (4xx, 5xx, 416, a refused 206) are read up to 64 KiB before
 // they are closed, so their connection is used again.
+//
+// A checksum (Options.Checksum) and the sha256 of Result are computed while
+// the bytes are written, the bytes a resumed .part already held first (read
+// once), and the checksum is checked before the rename (see sum.go). Nothing
+// is hashed when neither is asked for.
 package download
 
 import (
@@ -66,6 +71,11 @@ type Result struct {
 	Attempts   int
 	Duration   time.Duration
 	Err        error // why it failed, for Failed; nil otherwise
+	// SHA256 is the hex sha256 of the file, when Fetcher.SHA256 is set or
+	// the checksum is sha256: for Done, computed while the bytes streamed
+	// (and over a resumed .part's earlier bytes, read once); for Exists,
+	// only when a checksum had the file read. "" otherwise.
+	SHA256 string
 	// Fatal is set when the error is about local state (the disk, the output
 	// directory): the whole run must stop, not only this URL.
 	Fatal bool
@@ -102,6 +112,9 @@ type Fetcher struct {
 	// only the directories that Fetch creates are synced.
 	Root     string
 	Progress func(n int64) // called with each chunk of body bytes received; may be nil
+	// SHA256 computes the sha256 of every file downloaded (Result.SHA256),
+	// while its bytes stream: CPU only, no second read.
+	SHA256 bool
 	// BeforeAttempt, if set, is called before each request, after pacing:
 	// the place for a limit over all hosts. release is called after a failed
 	// attempt, or after the file of a successful one is final (fsynced,
@@ -112,8 +125,25 @@ type Fetcher struct {
 	known knownDirs // directories made and synced in this run (bounded)
 }
 
+// Options are the settings of one Fetch that change from line to line.
+type Options struct {
+	// Checksum, if not zero, is the digest the file must have. It is
+	// computed while the bytes stream (over the bytes a resumed .part
+	// already holds too, read once) and checked before the rename: a
+	// mismatch fails the download and drops the .part. A final file already
+	// there is read and checked before it counts as done; a mismatch there
+	// fails the download and leaves the file as it is (Force downloads it
+	// again).
+	Checksum Checksum
+}
+
 // Fetch downloads rawURL into path (the final name). host keys the pacing.
-func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Result) {
+func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
+	return f.FetchWith(ctx, rawURL, host, path, Options{})
+}
+
+// FetchWith is Fetch with the settings of o.
+func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Options) (res Result) {
 	start := time.Now()
 	res = Result{URL: rawURL, FinalURL: rawURL, Path: path}
 	defer func() { res.Duration = time.Since(start) }()
@@ -122,7 +152,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 		return f.end(&res, err)
 	}
 	if found && !f.Force {
-		return f.exists(&res, path)
+		return f.exists(&res, path, o)
 	}
 	if err := f.mkdir(filepath.Dir(path)); err != nil {
 		return f.end(&res, err)
@@ -142,7 +172,13 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 			return f.end(&res, err)
 		}
 		if found && !f.Force {
-			return f.exists(&res, path)
+			return f.exists(&res, path, o)
+		}
+	}
+	part.digest = newDigest(o.Checksum, f.SHA256)
+	if part.validator != "" { // a .part that can resume: its bytes, read once
+		if err := part.catchUp(ctx); err != nil {
+			return f.end(&res, err)
 		}
 	}
 
@@ -160,7 +196,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 			if err != nil {
 				return f.end(&res, err)
 			}
-			res.Status = Done
+			res.Status, res.SHA256 = Done, part.digest.sha256()
 			return res
 		}
 		if ctx.Err() != nil {
@@ -190,9 +226,16 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) (res Res
 	}
 }
 
-// exists ends a Fetch whose final file was already there, once its name is
-// durable.
-func (f *Fetcher) exists(res *Result, path string) Result {
+// exists ends a Fetch whose final file was already there, once its bytes
+// match the checksum if there is one, and its name is durable.
+func (f *Fetcher) exists(res *Result, path string, o Options) Result {
+	if !o.Checksum.IsZero() {
+		d := newDigest(o.Checksum, f.SHA256)
+		if err := f.checkFinal(path, d); err != nil {
+			return f.end(res, err)
+		}
+		res.SHA256 = d.sha256()
+	}
 	if err := f.found(path); err != nil {
 		return f.end(res, err)
 	}
@@ -215,8 +258,11 @@ func (f *Fetcher) end(res *Result, err error) Result {
 }
 
 // finish makes the part file durable under its final name, with rawURL
-// recorded as its owner.
+// recorded as its owner, once its bytes match the checksum if there is one.
 func (f *Fetcher) finish(part *partFile, rawURL, path string) error {
+	if err := part.verify(); err != nil {
+		return err
+	}
 	if err := f.setOwner(part, rawURL); err != nil {
 		return err
 	}

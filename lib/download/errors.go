@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -66,4 +68,29 @@ func unfixable(err error) bool {
 	}
 	// net/http has no error value for this one, only its text.
 	return strings.Contains(err.Error(), "unsupported protocol scheme")
+}
+
+// doError is the error of Client.Do for req, for netError, without the
+// `Get "URL": ` that net/http puts before it (*url.Error): a line's failure
+// is reported after its URL, which must not come twice. The URL is kept when
+// it is a redirect's target, not req's ("after a redirect to URL"; net/http
+// names the last hop there, with its password masked).
+func doError(err error, req *http.Request) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	if ue.URL != stripPassword(req.URL) {
+		return fmt.Errorf("after a redirect to %s: %w", ue.URL, ue.Err)
+	}
+	return ue.Err
+}
+
+// stripPassword writes u as net/http does in its errors, the password
+// masked, so that the URLs compare.
+func stripPassword(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }

@@ -129,6 +129,7 @@ type partFile struct {
 	sidecar   bool   // the record lives in meta: the file system refused the xattr
 	contended bool   // another download of the same file held it first
 	finished  bool
+	digest    *digest // of the bytes written, nil: none wanted (see sum.go)
 }
 
 // openPart opens (or creates) the part file of path and locks it, so two
@@ -287,6 +288,9 @@ func (p *partFile) reset(validator string) error {
 		}
 	}
 	p.size, p.durable, p.validator = 0, 0, validator
+	if p.digest != nil {
+		p.digest.reset()
+	}
 	return nil
 }
 
@@ -360,27 +364,41 @@ func writeAll(fd int, b []byte) error {
 
 var bufPool = make(chan []byte, 64)
 
-// copyFrom appends r to the part file. Errors writing are fatal; errors
-// reading are the network's.
-func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
-	var buf []byte
+// getBuf returns a 256 KiB buffer for copying, from the pool if it has one.
+func getBuf() []byte {
 	select {
-	case buf = <-bufPool:
+	case buf := <-bufPool:
+		return buf
 	default:
-		buf = make([]byte, 256<<10)
+		return make([]byte, 256<<10)
 	}
-	defer func() {
-		select {
-		case bufPool <- buf:
-		default:
-		}
-	}()
+}
+
+func putBuf(buf []byte) {
+	select {
+	case bufPool <- buf:
+	default:
+	}
+}
+
+// copyFrom appends r to the part file, and to its digest if it has one
+// (after the bytes an earlier run left, hashed before the request). Errors
+// writing are fatal; errors reading are the network's.
+func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
+	if err := p.catchUp(context.Background()); err != nil { // done already: a guard
+		return 0, err
+	}
+	buf := getBuf()
+	defer putBuf(buf)
 	var total int64
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			if err := p.write(buf[:n]); err != nil {
 				return total, err
+			}
+			if p.digest != nil {
+				p.digest.write(buf[:n])
 			}
 			total += int64(n)
 			if progress != nil {

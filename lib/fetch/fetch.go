@@ -22,7 +22,9 @@ import (
 const description = `Downloads the URLs it reads on stdin, one per line (URL, or URL<TAB>PATH with a path
 relative to the output directory), and echoes each line on stdout once its file is
 complete and durable under its final name. Blank lines and lines starting with # are
-ignored. Exit status: 0 all done, 1 some failed, 2 usage error or fatal I/O,
+ignored. URL<TAB>PATH<TAB>ALGO=HEX (PATH may be empty: the default name) gives a
+checksum, sha256, sha512, sha1 or md5, checked before the file is final; a file
+already there is then read to check it. Exit status: 0 all done, 1 some failed, 2 usage error or fatal I/O,
 130/143 after SIGINT/SIGTERM, 141 when stdout was closed.`
 
 // CLI is ckfetch's command line.
@@ -39,7 +41,7 @@ type CLI struct {
 	MaxBackoff     time.Duration `name:"max-backoff" default:"2m" help:"Longest wait between two tries, Retry-After included."`
 	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" help:"Give up connecting after this long (retryable)."`
 	StallTimeout   time.Duration `name:"stall-timeout" default:"60s" help:"Give up an attempt when no byte arrived for this long (retryable); 0: never."`
-	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error."`
+	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error, sha256 (of each file downloaded, computed while it streams)."`
 	Layout         string        `enum:"tree,flat" default:"tree" placeholder:"tree|flat" help:"Default names: tree is DIR/HOST[:PORT]/decoded/path/file?query (as wget -x); flat is DIR/SCHEME/HOST/escaped-path-and-query, the names of ckfetch before the tree layout, for lists begun with them."`
 	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
 	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`

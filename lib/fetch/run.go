@@ -26,7 +26,9 @@ type item struct {
 	url  string
 	host string // host:port, the key of the per-host limits
 	path string // the final file
-	err  error  // the line cannot be downloaded
+	sum  download.Checksum
+	num  int64 // its line number in the input, from 1
+	err  error // the line cannot be downloaded
 }
 
 type outcome struct {
@@ -93,6 +95,7 @@ func newRun(c *CLI, stdin io.Reader, stdout, stderr io.Writer) (*run, error) {
 	r.prog = newProgress(r, stderr, c.Quiet)
 	r.fetcher = newFetcher(c, r.sched, func(n int64) { r.bytes.Add(n) })
 	r.fetcher.BeforeAttempt = r.sched.acquire
+	r.fetcher.SHA256 = c.Report != "" // the report's sha256, computed while streaming
 	return r, nil
 }
 
@@ -193,10 +196,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 // finish prints the summary and the last words, and chooses the exit status.
 func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, notEchoed int64, fatalErr error, pipeClosed bool) int {
 	if !r.c.Quiet {
-		el := time.Since(start)
-		r.log.Printf("%d done, %d already there, %d failed; %s in %s (%s/s)",
-			r.done.Load(), r.exists.Load(), r.failures.Load(),
-			size(r.bytes.Load()), el.Round(time.Millisecond), size(int64(float64(r.bytes.Load())/max(el.Seconds(), 1e-3))))
+		r.log.Printf("%s", r.summary(ctx, time.Since(start)))
 	}
 	if frozen && notEchoed > 0 {
 		r.log.Printf("%d later lines were downloaded but not echoed, because an earlier line failed and there is no --failed file; the next run finds their files without a request", notEchoed)
@@ -230,7 +230,7 @@ func (r *run) record(o outcome) error {
 		if o.res.Fatal {
 			err = o.res.Err
 		} else {
-			r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
+			r.logFailure(o)
 			err = r.recordFailure(o)
 		}
 	}
@@ -239,6 +239,24 @@ func (r *run) record(o outcome) error {
 		err = rerr
 	}
 	return err
+}
+
+// summary is the last line of a run: its counts, bytes and rate, or, when
+// it ended by itself with nothing downloaded and nothing failed, that there
+// was nothing to do and why.
+func (r *run) summary(ctx context.Context, el time.Duration) string {
+	done, exists, failed := r.done.Load(), r.exists.Load(), r.failures.Load()
+	if ctx.Err() == nil && r.readErr == nil && done == 0 && failed == 0 {
+		switch exists {
+		case 0:
+			return "nothing to do: no URL in the input"
+		case 1:
+			return "nothing to do: 1 file already there"
+		}
+		return fmt.Sprintf("nothing to do: %d files already there", exists)
+	}
+	return fmt.Sprintf("%d done, %d already there, %d failed; %s in %s (%s/s)", done, exists, failed,
+		size(r.bytes.Load()), el.Round(time.Millisecond), size(int64(float64(r.bytes.Load())/max(el.Seconds(), 1e-3))))
 }
 
 func (r *run) account(o outcome) {
@@ -256,7 +274,7 @@ func (r *run) account(o outcome) {
 func (r *run) read(ctx context.Context, stdin io.Reader, items chan<- *item) {
 	defer close(items)
 	lr := lines.NewReader(stdin)
-	for {
+	for num := int64(1); ; num++ {
 		line, terminated, err := lr.Next()
 		if err == io.EOF {
 			return
@@ -273,22 +291,36 @@ func (r *run) read(ctx context.Context, stdin io.Reader, items chan<- *item) {
 		if len(key) == 0 || key[0] == '#' {
 			continue
 		}
+		it := r.parse(string(line), string(key))
+		it.num = num
 		select {
-		case items <- r.parse(string(line), string(key)):
+		case items <- it:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// parse reads URL or URL<TAB>PATH. The default name is the one of --layout.
+// parse reads URL, URL<TAB>PATH or URL<TAB>PATH<TAB>ALGO=HEX, where an
+// empty PATH is the default name, the one of --layout.
 func (r *run) parse(line, key string) *item {
 	it := &item{line: line}
 	rawURL, path, explicit := strings.Cut(key, "\t")
 	it.url = strings.Trim(rawURL, " \t")
+	path, sum, checked := strings.Cut(path, "\t")
+	if path = strings.Trim(path, " \t"); checked && path == "" {
+		explicit = false
+	}
 	name, err := outname.Layout(r.c.Layout).Name(it.url)
 	if err == nil && explicit {
-		name, err = outname.Explicit(strings.Trim(path, " \t"))
+		name, err = outname.Explicit(path)
+	}
+	switch {
+	case err != nil || !checked:
+	case strings.Contains(sum, "\t"):
+		err = errors.New("more than three fields: want URL, URL<TAB>PATH or URL<TAB>PATH<TAB>ALGO=HEX (PATH may be empty)")
+	default:
+		it.sum, err = download.ParseChecksum(strings.Trim(sum, " "))
 	}
 	if err != nil {
 		it.err = err
@@ -338,10 +370,20 @@ func (r *run) work(ctx context.Context, t *ticket) {
 	it := t.it
 	res := download.Result{URL: it.url, Path: it.path, Status: download.Canceled}
 	if ctx.Err() == nil {
-		res = r.fetcher.Fetch(withTicket(ctx, t), it.url, it.host, it.path)
+		res = r.fetcher.FetchWith(withTicket(ctx, t), it.url, it.host, it.path, download.Options{Checksum: it.sum})
 	}
 	r.sched.done(t)
 	r.results <- outcome{it: it, res: res}
+}
+
+// logFailure names a failed line on stderr: its URL, once, then the reason;
+// a line that cannot be downloaded at all (bad input) also by its number.
+func (r *run) logFailure(o outcome) {
+	if o.it.err != nil {
+		r.log.Printf("stdin:%d: %s: %v", o.it.num, shortLine(o.it.url), o.res.Err)
+		return
+	}
+	r.log.Printf("%s: %v", shortLine(o.it.url), o.res.Err)
 }
 
 // recordFailure writes a failed line to --failed, durably, before the line
@@ -370,6 +412,7 @@ type reportLine struct {
 	Attempts   int    `json:"attempts"`
 	DurationMS int64  `json:"duration_ms"`
 	Error      string `json:"error"`
+	SHA256     string `json:"sha256"` // of the file, computed while it streamed; "" if not
 }
 
 func (r *run) writeReport(o outcome) error {
@@ -379,7 +422,7 @@ func (r *run) writeReport(o outcome) error {
 	rl := reportLine{
 		URL: o.it.url, FinalURL: o.res.FinalURL, Path: o.it.path, Status: string(o.res.Status),
 		HTTPStatus: o.res.HTTPStatus, Bytes: o.res.Bytes, Attempts: o.res.Attempts,
-		DurationMS: o.res.Duration.Milliseconds(),
+		DurationMS: o.res.Duration.Milliseconds(), SHA256: o.res.SHA256,
 	}
 	if o.res.Err != nil {
 		rl.Error = o.res.Err.Error()
