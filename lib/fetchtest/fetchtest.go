@@ -99,15 +99,15 @@ type Server struct {
 	ctx    context.Context // parent of every request's context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	conns   int
-	total   int
-	bytes   int64
-	urls    map[string]*URLStats
+	mu       sync.Mutex
+	conns    int
+	total    int
+	bytes    int64
+	urls     map[string]*URLStats
 	log      []Request
 	dropped  int
 	received []received
-	gen     int // bumped by Reset: requests begun before it no longer count
+	gen      int // bumped by Reset: requests begun before it no longer count
 }
 
 // Request is one entry of the request log.
