@@ -14,7 +14,7 @@ func TestMask(t *testing.T) {
 		{"http://u:p@h:8080?q=1", "http://***@h:8080?q=1"},
 		{"http://u:p@h#f", "http://***@h#f"},
 		{"http://u:p@x@h/", "http://***@h/"}, // the last @ ends the user information
-		{"http://u:p w@h/", "http://***@h/"},  // a raw space does not hide a password
+		{"http://u:p w@h/", "http://***@h/"}, // a raw space does not hide a password
 		{`Get "https://user:***@h/x": EOF`, `Get "https://***@h/x": EOF`},
 		{`parse "https://u:s3cr\"et@h/%zz": invalid URL escape`, `parse "https://***@h/%zz": invalid URL escape`},
 		{"a http://u:p@h/1 and https://v:q@g/2", "a http://***@h/1 and https://***@g/2"},
