@@ -63,7 +63,7 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 		TLSHandshakeTimeout:   o.ConnectTimeout,
 		ResponseHeaderTimeout: o.StallTimeout,
 		DisableCompression:    true,
-		ForceAttemptHTTP2:     true, // custom dialer and TLS config would turn HTTP/2 off
+		ForceAttemptHTTP2:     true,     // custom dialer and TLS config would turn HTTP/2 off
 		ReadBufferSize:        32 << 10, // headers and a small body in one read
 	}
 	if o.CACert != "" {
