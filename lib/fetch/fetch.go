@@ -53,7 +53,7 @@ type CLI struct {
 	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
 
 	Header    []string `short:"H" sep:"none" placeholder:"'NAME: VALUE'" help:"Send this header with every request (repeatable). Authorization and Cookie go only to the input URL's scheme, host and port, never after a redirect elsewhere. 'NAME:' removes a header, 'NAME;' sends it empty."`
-	UserAgent string   `name:"user-agent" default:"${user_agent}" placeholder:"STRING" help:"The User-Agent header (default: ${user_agent})."`
+	UserAgent string   `name:"user-agent" default:"${user_agent}" placeholder:"STRING" help:"The User-Agent header (default: ${user_agent}); '' sends none."`
 	NetrcFile string   `name:"netrc-file" placeholder:"FILE" help:"Credentials per host from this netrc file (machine/login/password/default, as curl reads it); default: ~/.netrc if there is one (--netrc-file /dev/null: none)."`
 	LimitRate ByteRate `name:"limit-rate" default:"0" placeholder:"RATE" help:"Read at most RATE bytes per second over all downloads together; k, M, G suffixes are 1024, 1024^2, 1024^3 (500k, 1.5M); 0: no limit."`
 	CACert    string   `name:"ca-cert" placeholder:"FILE" help:"Trust the PEM certificates in FILE as roots, besides the system's (SSL_CERT_FILE and SSL_CERT_DIR work too)."`
@@ -114,6 +114,9 @@ func (c *CLI) load() error {
 	var err error
 	if c.headers, err = download.ParseHeaders(c.Header); err != nil {
 		return err
+	}
+	if _, set := c.headers["User-Agent"]; c.UserAgent == "" && !set {
+		c.headers["User-Agent"] = []string{} // --user-agent '': none, as in curl
 	}
 	if c.netrc, err = loadNetrc(c.NetrcFile); err != nil {
 		return err
