@@ -145,6 +145,10 @@ func TestFetchHeaders(t *testing.T) {
 	}
 	all := map[string]string{"X-Test": "yes", "Authorization": "Bearer tok", "Cookie": "c=1", "User-Agent": "ck-test/1"}
 	other := map[string]string{"X-Test": "yes", "Authorization": "", "Cookie": "", "User-Agent": "ck-test/1"}
+	vhost, err := download.ParseHeaders([]string{"Host: vhost.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		header http.Header
@@ -173,6 +177,9 @@ func TestFetchHeaders(t *testing.T) {
 			[]seen{{a, "/f/u1?size=10", map[string]string{"Authorization": basic("us", "pw")}}}},
 		{"URL user:password not sent to another host", nil, nil, strings.Replace(redirect(a.URL, b.URL+"/f/u2?size=10"), "http://", "http://us:pw@", 1),
 			[]seen{{b, "/f/u2?size=10", map[string]string{"Authorization": ""}}}},
+		{"-H Host at the origin only", vhost, nil, redirect(a.URL, b.URL+"/f/v1?size=10"),
+			[]seen{{a, "/redirect?to=" + url.QueryEscape(b.URL+"/f/v1?size=10"), map[string]string{":host": "vhost.example"}},
+				{b, "/f/v1?size=10", map[string]string{":host": strings.TrimPrefix(b.URL, "http://")}}}},
 		{"URL user gets the netrc password of that login", nil, nrc, strings.Replace(a.URL, "http://", "http://nu@", 1) + "/f/u3?size=10",
 			[]seen{{a, "/f/u3?size=10", map[string]string{"Authorization": basic("nu", "np")}}}},
 	} {
@@ -191,7 +198,11 @@ func TestFetchHeaders(t *testing.T) {
 					t.Fatalf("%s got %d requests for %s; want 1", s.srv.URL, len(got), s.path)
 				}
 				for name, want := range s.want {
-					if v := got[0].Header.Get(name); v != want {
+					v := got[0].Header.Get(name)
+					if name == ":host" {
+						v = got[0].Host
+					}
+					if v != want {
 						t.Errorf("%s%s got %s: %q; want %q", s.srv.URL, s.path, name, v, want)
 					}
 				}

@@ -123,6 +123,7 @@ type Request struct {
 // Received is what a client sent in one request besides its URL.
 type Received struct {
 	Proto  string      // "HTTP/1.1", "HTTP/2.0"
+	Host   string      // the Host header (:authority in HTTP/2)
 	Header http.Header // as the server read it (Host is not in it)
 }
 
@@ -262,7 +263,7 @@ func (s *Server) Received(u string) []Received {
 	var out []Received
 	for _, r := range s.received {
 		if r.url == k {
-			out = append(out, Received{Proto: r.Proto, Header: r.Header.Clone()})
+			out = append(out, Received{Proto: r.Proto, Host: r.Host, Header: r.Header.Clone()})
 		}
 	}
 	return out
@@ -326,7 +327,7 @@ func (s *Server) begin(r *http.Request) *entry {
 		s.dropped++
 	}
 	if len(s.received) < maxReceived {
-		s.received = append(s.received, received{url: k, Received: Received{Proto: r.Proto, Header: r.Header.Clone()}})
+		s.received = append(s.received, received{url: k, Received: Received{Proto: r.Proto, Host: r.Host, Header: r.Header.Clone()}})
 	}
 	return e
 }
