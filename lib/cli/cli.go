@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/ck-tools/ck/lib/redact"
 )
 
 // Exit statuses, the same for all three tools.
@@ -97,9 +99,10 @@ type Logger struct {
 	W    io.Writer
 }
 
-// Printf writes one message line.
+// Printf writes one message line. The user information of every URL in it
+// is masked (redact.Mask), so no message shows a password written in a URL.
 func (l Logger) Printf(format string, args ...any) {
-	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+	msg := redact.Mask(strings.TrimRight(fmt.Sprintf(format, args...), "\n"))
 	fmt.Fprintf(l.W, "%s: %s\n", l.Name, msg)
 }
 
@@ -107,9 +110,10 @@ type exitPanic struct{ code int }
 
 // Parse parses args into the CLI struct grammar with kong. Single-dash words
 // that name a long flag (-sleep 1s, -sleep=1s) are read as their double-dash
-// form first. It returns ok=false and the status to exit with when the tool
-// should not run: 0 after --help, 2 after a usage error (kong's own default,
-// 80, is not ours), with the error and a hint on stderr.
+// form first. Every tool gets -V, --version (NAME and Version() on stdout).
+// It returns ok=false and the status to exit with when the tool should not
+// run: 0 after --help or --version, 2 after a usage error (kong's own
+// default, 80, is not ours), with the error and a hint on stderr.
 func Parse(name, description string, grammar any, args []string, stdout, stderr io.Writer, opts ...kong.Option) (code int, ok bool) {
 	opts = append([]kong.Option{
 		kong.Name(name),
@@ -117,6 +121,8 @@ func Parse(name, description string, grammar any, args []string, stdout, stderr 
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { panic(exitPanic{c}) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Embed(&versionFlag{}),
+		kong.Vars{"version": name + " " + Version()},
 	}, opts...)
 	parser, err := kong.New(grammar, opts...)
 	if err != nil {

@@ -43,10 +43,13 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	// The request carries f for the client's CheckRedirect, which sets the
+	// headers of each redirect hop (setHeaders).
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, fetcherKey{}, f), http.MethodGet, rawURL, nil)
 	if err != nil {
 		return fmt.Errorf("invalid URL: %w", err)
 	}
+	f.setHeaders(req, req.URL)
 	req.Header.Set("Accept-Encoding", "identity") // the bytes on disk are the resource's bytes
 	offset := part.size
 	if offset > 0 && part.validator != "" {
@@ -116,7 +119,7 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		return err
 	}
 
-	n, err := part.copyFrom(stall.reader(resp.Body), f.Progress)
+	n, err := part.copyFrom(f.limit(ctx, stall.reader(resp.Body)), f.Progress)
 	res.Bytes += n
 	if err != nil {
 		var fe fatalError

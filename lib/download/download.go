@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 )
 
 // Status is how a download ended.
@@ -123,6 +124,18 @@ type Fetcher struct {
 	BeforeAttempt func(ctx context.Context) (release func(), err error)
 
 	known knownDirs // directories made and synced in this run (bounded)
+
+	// What every request carries (see setHeaders for where each goes).
+	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
+	// among them go only to the input URL's scheme, host and port.
+	Header http.Header
+	// UserAgent is the User-Agent of every request; "": net/http's.
+	UserAgent string
+	// Netrc gives credentials per host; nil: none.
+	Netrc *Netrc
+	// Rate caps the body bytes per second read by all downloads of the
+	// Fetcher together (NewRateLimit); nil: no limit.
+	Rate *rate.Limiter
 }
 
 // Options are the settings of one Fetch that change from line to line.

@@ -17,7 +17,7 @@ import (
 
 func newFetcher(retries int) *download.Fetcher {
 	return &download.Fetcher{
-		Client:       download.NewClient(5*time.Second, 0, 4, 4),
+		Client:       mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 4, PerHost: 4})),
 		Retries:      retries,
 		Backoff:      time.Millisecond,
 		MaxBackoff:   10 * time.Millisecond,

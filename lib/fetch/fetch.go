@@ -8,15 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
+	"golang.org/x/time/rate"
+
 	"github.com/ck-tools/ck/lib/cli"
 	"github.com/ck-tools/ck/lib/download"
 	"github.com/ck-tools/ck/lib/durable"
+	"github.com/ck-tools/ck/lib/redact"
 )
 
 const description = `Downloads the URLs it reads on stdin, one per line (URL, or URL<TAB>PATH with a path
@@ -45,6 +54,105 @@ type CLI struct {
 	Layout         string        `enum:"tree,flat" default:"tree" placeholder:"tree|flat" help:"Default names: tree is DIR/HOST[:PORT]/decoded/path/file?query (as wget -x); flat is DIR/SCHEME/HOST/escaped-path-and-query, the names of ckfetch before the tree layout, for lists begun with them."`
 	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
 	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
+
+	Header    []string `short:"H" sep:"none" placeholder:"'NAME: VALUE'" help:"Send this header with every request (repeatable). Authorization and Cookie go only to the input URL's scheme, host and port, never after a redirect elsewhere. 'NAME:' removes a header, 'NAME;' sends it empty."`
+	UserAgent string   `name:"user-agent" default:"${user_agent}" placeholder:"STRING" help:"The User-Agent header (default: ${user_agent}); '' sends none."`
+	NetrcFile string   `name:"netrc-file" placeholder:"FILE" help:"Credentials per host from this netrc file (machine/login/password/default, as curl reads it); default: ~/.netrc if there is one (--netrc-file /dev/null: none)."`
+	LimitRate ByteRate `name:"limit-rate" default:"0" placeholder:"RATE" help:"Read at most RATE bytes per second over all downloads together; k, M, G suffixes are 1024, 1024^2, 1024^3 (500k, 1.5M); 0: no limit."`
+	CACert    string   `name:"ca-cert" placeholder:"FILE" help:"Trust the PEM certificates in FILE as roots, besides the system's (SSL_CERT_FILE and SSL_CERT_DIR work too)."`
+	Proxy     string   `placeholder:"URL" help:"Send every request through this proxy (http://, https://, socks5://; host:port means http://). Without it HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply."`
+
+	// What the request flags give, made by load.
+	headers http.Header
+	netrc   *download.Netrc
+	client  *http.Client
+}
+
+// ByteRate is a --limit-rate value, in bytes per second.
+type ByteRate int64
+
+// UnmarshalText reads a rate: a number, optionally with a fraction, and a
+// k, M or G suffix (any case) meaning 1024, 1024^2 or 1024^3, as wget and
+// curl read --limit-rate.
+func (r *ByteRate) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	mult := 1.0
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return fmt.Errorf("%q is not a rate: want bytes per second, such as 200k or 1.5M", b)
+	}
+	n := v * mult
+	if n > 0 && n < 1 {
+		return fmt.Errorf("%q is less than one byte per second", b)
+	}
+	if n > math.MaxInt64/2 {
+		return fmt.Errorf("%q is too large", b)
+	}
+	*r = ByteRate(math.Round(n))
+	return nil
+}
+
+// UserAgent is the default User-Agent: ck/VERSION and the project's URL.
+func UserAgent() string {
+	return "ck/" + cli.UserAgentVersion() + " (+https://github.com/ck-tools/ck)"
+}
+
+// load reads what the request flags name (the -H headers, the netrc file,
+// --ca-cert, --proxy) before the run starts; its errors are usage errors
+// and name the flag or file and line.
+func (c *CLI) load() error {
+	var err error
+	if c.headers, err = download.ParseHeaders(c.Header); err != nil {
+		return err
+	}
+	if _, set := c.headers["User-Agent"]; c.UserAgent == "" && !set {
+		c.headers["User-Agent"] = []string{} // --user-agent '': none, as in curl
+	}
+	if c.netrc, err = loadNetrc(c.NetrcFile); err != nil {
+		return err
+	}
+	c.client, err = download.NewClient(download.ClientOptions{
+		ConnectTimeout: c.ConnectTimeout, StallTimeout: c.StallTimeout, Jobs: c.Jobs, PerHost: c.PerHost,
+		CACert: c.CACert, Proxy: c.Proxy,
+	})
+	return err
+}
+
+// loadNetrc reads the netrc file name, or ~/.netrc if name is "" (none if
+// there is no such file).
+func loadNetrc(name string) (*download.Netrc, error) {
+	explicit := name != ""
+	if !explicit {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, nil
+		}
+		name = filepath.Join(home, ".netrc")
+	}
+	n, err := download.ReadNetrc(name)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return n, nil
+	case !explicit && errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.As(err, &pe):
+		return nil, fmt.Errorf("netrc file %s: %w (fix it, or read none with --netrc-file /dev/null)", name, pe.Err)
+	}
+	return nil, fmt.Errorf("%w (fix the netrc file, or read none with --netrc-file /dev/null)", err)
 }
 
 // Validate checks the rules between flags.
@@ -67,7 +175,7 @@ func (c *CLI) Validate() error {
 // Main runs ckfetch with args and returns its exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c CLI
-	if code, ok := cli.Parse("ckfetch", description, &c, args, stdout, stderr); !ok {
+	if code, ok := cli.Parse("ckfetch", description, &c, args, stdout, stderr, kong.Vars{"user_agent": UserAgent()}); !ok {
 		return code
 	}
 	// A closed stdout is noticed as EPIPE and ends the run with its summary
@@ -75,6 +183,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	// runtime, SIGPIPE would kill the process with neither.
 	signal.Ignore(syscall.SIGPIPE)
 	log := cli.Logger{Name: "ckfetch", W: stderr}
+	if err := c.load(); err != nil {
+		log.Printf("%v", err)
+		return cli.ExitUsage
+	}
 	r, err := newRun(&c, stdin, stdout, stderr)
 	if err != nil {
 		log.Printf("%v", err)
@@ -99,9 +211,14 @@ func checkDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
+// newFetcher returns the Fetcher of a run, with the settings that load made.
 func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
+	var limit *rate.Limiter
+	if c.LimitRate > 0 {
+		limit = download.NewRateLimit(int64(c.LimitRate))
+	}
 	return &download.Fetcher{
-		Client:       download.NewClient(c.ConnectTimeout, c.StallTimeout, c.Jobs, c.PerHost),
+		Client:       c.client,
 		Retries:      c.Retries,
 		Backoff:      c.Backoff,
 		MaxBackoff:   c.MaxBackoff,
@@ -111,11 +228,18 @@ func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
 		Dirs:         &durable.DirSyncer{},
 		Root:         c.Dir,
 		Progress:     prog,
+		Header:       c.headers,
+		UserAgent:    c.UserAgent,
+		Netrc:        c.netrc,
+		Rate:         limit,
 	}
 }
 
-// shortLine shortens a line for a message.
+// shortLine shortens a line for a message, with the user information of
+// its URLs masked (messages are masked again by cli.Logger; a line is masked
+// before it is cut, so a cut cannot hide the '@' that ends a password).
 func shortLine(s string) string {
+	s = redact.Mask(s)
 	if len(s) > 200 {
 		return s[:200] + "..."
 	}

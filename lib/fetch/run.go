@@ -17,6 +17,7 @@ import (
 	"github.com/ck-tools/ck/lib/download"
 	"github.com/ck-tools/ck/lib/lines"
 	"github.com/ck-tools/ck/lib/outname"
+	"github.com/ck-tools/ck/lib/redact"
 )
 
 // item is one URL line on its way through the run.
@@ -392,7 +393,7 @@ func (r *run) recordFailure(o outcome) error {
 	if r.failed == nil {
 		return nil
 	}
-	reason := strings.ReplaceAll(o.res.Err.Error(), "\n", " ")
+	reason := redact.Mask(strings.ReplaceAll(o.res.Err.Error(), "\n", " "))
 	if _, err := r.failed.WriteString("# " + reason + "\n" + o.it.line + "\n"); err != nil {
 		return fmt.Errorf("write %s: %w", r.c.Failed, err)
 	}
@@ -420,12 +421,12 @@ func (r *run) writeReport(o outcome) error {
 		return nil
 	}
 	rl := reportLine{
-		URL: o.it.url, FinalURL: o.res.FinalURL, Path: o.it.path, Status: string(o.res.Status),
+		URL: redact.Mask(o.it.url), FinalURL: redact.Mask(o.res.FinalURL), Path: o.it.path, Status: string(o.res.Status),
 		HTTPStatus: o.res.HTTPStatus, Bytes: o.res.Bytes, Attempts: o.res.Attempts,
 		DurationMS: o.res.Duration.Milliseconds(), SHA256: o.res.SHA256,
 	}
 	if o.res.Err != nil {
-		rl.Error = o.res.Err.Error()
+		rl.Error = redact.Mask(o.res.Err.Error())
 	}
 	b, _ := json.Marshal(rl)
 	if _, err := r.report.Write(append(b, '\n')); err != nil {

@@ -5,6 +5,8 @@
 //
 //	/f/NAME?size=N&OPTIONS   N deterministic bytes derived from NAME (see Body)
 //	/status/CODE             always that status
+//	/redirect?to=URL         a 302 (or ?status=301, 303, 307, 308) to URL, which may be
+//	                         another server's (a redirect to another host)
 //	/_stats                  statistics as JSON (see Stats; ?log=1 adds the log)
 //	/_reset                  clears the statistics and the per-URL counters
 //
@@ -48,7 +50,13 @@
 // count compressed bytes. HEAD gets the headers of GET.
 //
 // The server counts the TCP connections it accepts (Stats.Conns, Server.Conns),
-// so a test can see whether a client reuses them.
+// so a test can see whether a client reuses them, and keeps the protocol and
+// the headers of the first 10,000 requests (Server.Received), so a test can
+// see what a client sent (a header, its User-Agent, credentials or their
+// absence).
+//
+// NewTLS starts the same server over HTTPS, with HTTP/2, under a certificate
+// of a CA made for that server alone (Server.CAPEM).
 //
 // Responses carry a strong ETag and a Last-Modified, honour a single Range
 // (206 with Content-Range; 416 with "Content-Range: bytes */SIZE" when
@@ -73,25 +81,33 @@ import (
 )
 
 // maxLog is how many requests the log keeps (the first ones); the counters
-// go on counting.
-const maxLog = 100_000
+// go on counting. maxReceived is how many requests' headers are kept.
+const (
+	maxLog      = 100_000
+	maxReceived = 10_000
+)
 
 // Server is a misbehaving test server on 127.0.0.1 (see the package comment).
 // The embedded httptest.Server gives URL, Listener and Client.
 type Server struct {
 	*httptest.Server
 
+	// CAPEM is the certificate of the CA that signed a NewTLS server's
+	// certificate, in PEM; nil for a plain HTTP server.
+	CAPEM []byte
+
 	ctx    context.Context // parent of every request's context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	conns   int
-	total   int
-	bytes   int64
-	urls    map[string]*URLStats
-	log     []Request
-	dropped int
-	gen     int // bumped by Reset: requests begun before it no longer count
+	mu       sync.Mutex
+	conns    int
+	total    int
+	bytes    int64
+	urls     map[string]*URLStats
+	log      []Request
+	dropped  int
+	received []received
+	gen      int // bumped by Reset: requests begun before it no longer count
 }
 
 // Request is one entry of the request log.
@@ -102,6 +118,18 @@ type Request struct {
 	IfRange string `json:"if_range"` // the If-Range header, "" if none
 	Status  int    `json:"status"`   // 0 while the headers are not written
 	Bytes   int64  `json:"bytes"`    // body bytes sent so far (content only)
+}
+
+// Received is what a client sent in one request besides its URL.
+type Received struct {
+	Proto  string      // "HTTP/1.1", "HTTP/2.0"
+	Host   string      // the Host header (:authority in HTTP/2)
+	Header http.Header // as the server read it (Host is not in it)
+}
+
+type received struct {
+	url string // path and query
+	Received
 }
 
 // URLStats are the counters of one URL (path and query).
@@ -226,6 +254,21 @@ func (s *Server) Log() []Request {
 	return append([]Request(nil), s.log...)
 }
 
+// Received returns what the client sent in each request for u (see
+// Requests for its form), in arrival order, among the first 10,000 requests.
+func (s *Server) Received(u string) []Received {
+	k := key(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Received
+	for _, r := range s.received {
+		if r.url == k {
+			out = append(out, Received{Proto: r.Proto, Host: r.Host, Header: r.Header.Clone()})
+		}
+	}
+	return out
+}
+
 // Stats returns a snapshot of all counters, with the log if withLog.
 func (s *Server) Stats(withLog bool) Stats {
 	s.mu.Lock()
@@ -250,6 +293,7 @@ func (s *Server) Reset() {
 	s.conns, s.total, s.bytes, s.dropped = 0, 0, 0, 0
 	s.urls = make(map[string]*URLStats)
 	s.log = nil
+	s.received = nil
 }
 
 // entry is a request in flight: where its counters are.
@@ -281,6 +325,9 @@ func (s *Server) begin(r *http.Request) *entry {
 		s.log = append(s.log, Request{Method: r.Method, URL: k, Range: rg, IfRange: r.Header.Get("If-Range")})
 	} else {
 		s.dropped++
+	}
+	if len(s.received) < maxReceived {
+		s.received = append(s.received, received{url: k, Received: Received{Proto: r.Proto, Host: r.Host, Header: r.Header.Clone()}})
 	}
 	return e
 }

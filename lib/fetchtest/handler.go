@@ -164,6 +164,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/status/"):
 		s.serveStatus(rw, r)
+	case r.URL.Path == "/redirect":
+		serveRedirect(rw, r)
 	case strings.HasPrefix(r.URL.Path, "/f/") && len(r.URL.Path) > len("/f/"):
 		s.serveFile(rw, r, e)
 	default:
@@ -209,6 +211,24 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "%d %s\n", code, http.StatusText(code))
+}
+
+// serveRedirect answers /redirect?to=URL[&status=CODE].
+func serveRedirect(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	code := http.StatusFound
+	if v := q.Get("status"); v != "" {
+		code, _ = strconv.Atoi(v)
+	}
+	switch {
+	case q.Get("to") == "":
+		http.Error(w, "fetchtest: /redirect wants ?to=URL", http.StatusBadRequest)
+	case code != 301 && code != 302 && code != 303 && code != 307 && code != 308:
+		http.Error(w, "fetchtest: /redirect wants status=301, 302, 303, 307 or 308", http.StatusBadRequest)
+	default:
+		w.Header().Set("Location", q.Get("to"))
+		w.WriteHeader(code)
+	}
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, e *entry) {

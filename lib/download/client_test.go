@@ -1,0 +1,92 @@
+package download_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ck-tools/ck/lib/download"
+)
+
+// proxyChildEnv, when set, makes TestProxyChild print the proxy the client
+// of NewClient(ClientOptions{Proxy: $value}) picks for a few URLs. net/http
+// reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY once per process, so each
+// environment gets its own process; no request is made.
+const proxyChildEnv = "CK_PROXY_CHILD"
+
+func TestProxyChild(t *testing.T) {
+	opt, ok := os.LookupEnv(proxyChildEnv)
+	if !ok {
+		t.Skip("run by TestClientProxy")
+	}
+	c := mustClient(download.NewClient(download.ClientOptions{Jobs: 1, PerHost: 1, Proxy: strings.TrimPrefix(opt, "-")}))
+	for _, u := range []string{"http://example.org/a", "https://example.org/a", "http://other.example/a", "http://127.0.0.1:9/a"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		p, err := c.Transport.(*http.Transport).Proxy(req)
+		fmt.Printf("%s -> %v %v\n", u, p, err)
+	}
+}
+
+func TestClientProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proxy string // "-": no --proxy
+		env   []string
+		want  string
+	}{
+		{"HTTP_PROXY and HTTPS_PROXY", "-", []string{"HTTP_PROXY=http://hp:1", "HTTPS_PROXY=http://sp:2"},
+			"http://example.org/a -> http://hp:1 <nil>\nhttps://example.org/a -> http://sp:2 <nil>\nhttp://other.example/a -> http://hp:1 <nil>\nhttp://127.0.0.1:9/a -> <nil> <nil>\n"},
+		{"NO_PROXY", "-", []string{"HTTP_PROXY=http://hp:1", "NO_PROXY=other.example"},
+			"http://example.org/a -> http://hp:1 <nil>\nhttps://example.org/a -> <nil> <nil>\nhttp://other.example/a -> <nil> <nil>\nhttp://127.0.0.1:9/a -> <nil> <nil>\n"},
+		{"--proxy over the environment", "-pp:3", []string{"HTTP_PROXY=http://hp:1", "NO_PROXY=other.example"},
+			"http://example.org/a -> http://pp:3 <nil>\nhttps://example.org/a -> http://pp:3 <nil>\nhttp://other.example/a -> http://pp:3 <nil>\nhttp://127.0.0.1:9/a -> http://pp:3 <nil>\n"},
+		{"socks5", "-socks5://u:p@sp:4", nil,
+			"http://example.org/a -> socks5://u:p@sp:4 <nil>\nhttps://example.org/a -> socks5://u:p@sp:4 <nil>\nhttp://other.example/a -> socks5://u:p@sp:4 <nil>\nhttp://127.0.0.1:9/a -> socks5://u:p@sp:4 <nil>\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestProxyChild$", "-test.count=1")
+			cmd.Env = []string{proxyChildEnv + "=" + tc.proxy}
+			for _, kv := range os.Environ() {
+				if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToUpper(k), "_PROXY") && k != "REQUEST_METHOD" {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			cmd.Env = append(cmd.Env, tc.env...)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got, _, _ := strings.Cut(string(out), "PASS")
+			if got != tc.want {
+				t.Errorf("proxies:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClientOptionErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		o    download.ClientOptions
+		want string
+	}{
+		{download.ClientOptions{CACert: filepath.Join(dir, "missing.pem")}, "CA certificates " + filepath.Join(dir, "missing.pem") + ": no such file or directory"},
+		{download.ClientOptions{CACert: notPEM}, "CA certificates " + notPEM + ": no PEM certificate in it"},
+		{download.ClientOptions{Proxy: "ftp://u:s3cret@h:1"}, `proxy ftp://***@h:1: scheme "ftp" is not http, https, socks5 or socks5h`},
+		{download.ClientOptions{Proxy: "http://"}, "proxy http://: no host"},
+		{download.ClientOptions{Proxy: "u:s3cret@h:%zz"}, "proxy http://***@h:%zz: not a URL"},
+	} {
+		_, err := download.NewClient(tc.o)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("NewClient(%+v): %v; want %s", tc.o, err, tc.want)
+		}
+	}
+}
