@@ -246,3 +246,49 @@ func TestFetchSleepSkipsExisting(t *testing.T) {
 		t.Errorf("%d requests; want one, for %s", n, fresh)
 	}
 }
+
+// TestFetchFailedInInputOrderOneSlot: with -j 1 lines run one after the
+// other, so --failed lists their failures in input order. A line that fails
+// before any request (its PATH is a directory) used to give its slot back
+// before its result was in, so the next line could overtake it.
+func TestFetchFailedInInputOrderOneSlot(t *testing.T) {
+	srv := fetchtest.New()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	var in strings.Builder
+	var want []string
+	for i := range 200 {
+		name := fmt.Sprintf("d%03d", i)
+		if err := os.MkdirAll(filepath.Join(out, name), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("%s/f/x%d?size=1\t%s", srv.URL, i, name)
+		in.WriteString(line + "\n")
+		want = append(want, line)
+	}
+	failed := filepath.Join(dir, "failed.txt")
+	code := fetch.Main(context.Background(), []string{"-q", "-j", "1", "-d", out, "--failed", failed},
+		strings.NewReader(in.String()), io.Discard, io.Discard)
+	if code != cli.ExitFailure {
+		t.Fatalf("status %d, want %d", code, cli.ExitFailure)
+	}
+	b, err := os.ReadFile(failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("--failed is not in input order: record %d is %q, want %q", i, got[i], want[i])
+			}
+		}
+		t.Fatalf("--failed has %d records, want %d", len(got), len(want))
+	}
+}

@@ -373,8 +373,11 @@ func (r *run) work(ctx context.Context, t *ticket) {
 	if ctx.Err() == nil {
 		res = r.fetcher.FetchWith(withTicket(ctx, t), it.url, it.host, it.path, download.Options{Checksum: it.sum})
 	}
-	r.sched.done(t)
+	// The result is in before a slot it still holds goes to the next line,
+	// so with -j 1 results (and --failed records) come in input order. The
+	// send does not block: results has room for the whole window.
 	r.results <- outcome{it: it, res: res}
+	r.sched.done(t)
 }
 
 // logFailure names a failed line on stderr: its URL, once, then the reason;
