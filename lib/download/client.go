@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// MaxRedirects is how many redirects one request follows.
+// MaxRedirects is how many redirects one attempt follows.
 const MaxRedirects = 10
 
 var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
@@ -17,8 +17,10 @@ var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
 // NewClient returns the HTTP client ckfetch uses: connect timeout, a header
 // timeout equal to the stall timeout (0: none), no transparent compression
 // (the bytes on disk are the bytes of the resource), idle connections kept
-// for jobs downloads over all hosts and perHost per host, redirects followed
-// up to MaxRedirects, and no overall time limit, so large files finish.
+// for jobs downloads over all hosts and perHost per host, and no overall time
+// limit, so large files finish. It does not follow redirects: a redirect is
+// the response, and Fetcher follows it one hop at a time (attempt.go), so
+// that each hop takes the slot and the pacing of the host it goes to.
 func NewClient(connect, stall time.Duration, jobs, perHost int) *http.Client {
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -35,11 +37,8 @@ func NewClient(connect, stall time.Duration, jobs, perHost int) *http.Client {
 	}
 	return &http.Client{
 		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > MaxRedirects {
-				return errTooManyRedirects
-			}
-			return nil
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
 		},
 	}
 }
