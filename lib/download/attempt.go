@@ -92,6 +92,13 @@ func isRedirect(code int) bool {
 // retry, so the line fails at once.
 var errBadRedirect = errors.New("bad redirect")
 
+// badLocation reports whether a client error is net/http's for a redirect
+// whose Location it cannot parse: the client parses it before it asks
+// CheckRedirect, and has no error value for it, only its text.
+func badLocation(err error) bool {
+	return strings.Contains(err.Error(), "failed to parse Location header")
+}
+
 // location returns where a redirect points, resolved against the URL of the
 // request that got it.
 func location(resp *http.Response, from *url.URL) (*url.URL, error) {
@@ -142,6 +149,10 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	stall := newStallTimer(f.StallTimeout, cancel)
 	defer stall.stop()
 	resp, err := f.Client.Do(req)
+	if err != nil && badLocation(err) {
+		j.lastHost = host
+		return nil, fmt.Errorf("%w: %v", errBadRedirect, err)
+	}
 	if err != nil {
 		return nil, netError(ctx, err)
 	}
