@@ -50,7 +50,7 @@ type ticket struct {
 	slot      bool          // holds a slot
 	fresh     bool          // holds a slot granted for a request not yet started
 	reserving bool          // holds its host's -sleep reservation
-	grant     chan struct{} // a retry waiting for a slot: closed when it has one
+	grant     chan struct{} // a retry or a redirect hop waiting for a slot: closed when it has one
 }
 
 // hostState is what the scheduler knows of one host (host:port).
