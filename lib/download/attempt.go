@@ -8,69 +8,253 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// attempt makes one request and appends its body to the part file. A nil
-// error means the part file now holds the whole resource; then the release
-// of BeforeAttempt's slot is left in *held, for the caller to call once the
-// file is final.
-func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host string, res *Result, held *func()) (err error) {
-	if f.Pacer != nil {
-		if err := f.Pacer.Wait(ctx, host); err != nil {
-			return err
-		}
-	}
-	if f.BeforeAttempt != nil {
-		release, herr := f.BeforeAttempt(ctx)
-		if herr != nil {
-			return herr
-		}
-		defer func() { // err is the result: a slot of a failed attempt goes back now
-			if err == nil {
-				*held = release
-			} else {
-				release()
-			}
-		}()
-	}
-	if f.Pacer != nil {
-		if err := f.Pacer.Start(ctx, host); err != nil {
-			return err
-		}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// The request carries f for the client's CheckRedirect, which sets the
-	// headers of each redirect hop (setHeaders).
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, fetcherKey{}, f), http.MethodGet, rawURL, nil)
+// attempt makes one request, following its redirects one hop at a time,
+// and appends the body of the answer to the .part file. Each hop is a
+// request to the host of its URL and takes that host's slot and pacing
+// (take); a hop answered by a redirect gives its slot back before the next
+// one asks for its own. A nil error means the .part file (j.part, open) now
+// holds the whole resource; then, as for errFound, the release of the last
+// hop's slot is left in *held, for the caller to call once the file is
+// final. Any other error leaves the .part closed and the slot given back.
+func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()) error {
+	origin, err := url.Parse(j.rawURL)
 	if err != nil {
 		return fmt.Errorf("invalid URL: %w", err)
 	}
-	f.setHeaders(req, req.URL)
-	req.Header.Set("Accept-Encoding", "identity") // the bytes on disk are the resource's bytes
-	offset := part.size
-	if offset > 0 && part.validator != "" {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
-		req.Header.Set("If-Range", part.validator)
-	} else {
-		offset = 0
+	target, host := j.rawURL, j.host
+	for n := 0; ; n++ {
+		release, err := f.take(ctx, host)
+		if err != nil {
+			return err
+		}
+		next, err := f.hop(ctx, j, origin, target, host, n, res)
+		if next != nil {
+			release() // the next hop asks for the slot of its own host
+			target, host = next.String(), hostKey(next)
+			continue
+		}
+		if err == nil || err == errFound {
+			*held = release
+			return err
+		}
+		release()
+		return err
 	}
+}
+
+// take waits for a request to host to be allowed (Pacer, BeforeAttempt) and
+// returns the release of its slot.
+func (f *Fetcher) take(ctx context.Context, host string) (release func(), err error) {
+	if f.Pacer != nil {
+		if err := f.Pacer.Wait(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	release = func() {}
+	if f.BeforeAttempt != nil {
+		if release, err = f.BeforeAttempt(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	if f.Pacer != nil {
+		if err := f.Pacer.Start(ctx, host); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return release, nil
+}
+
+// hostKey is the key of the per-host limits of a URL: its host:port as
+// written (lower-cased), as for the lines of the input.
+func hostKey(u *url.URL) string { return strings.ToLower(u.Host) }
+
+// isRedirect reports whether a status is a redirect to follow: a GET is
+// repeated as a GET for every one of them.
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// errBadRedirect marks a redirect that cannot be followed (no Location, a
+// malformed one, an unsupported scheme): the same answer comes back on every
+// retry, so the line fails at once.
+var errBadRedirect = errors.New("bad redirect")
+
+// badLocation reports whether a client error is net/http's for a redirect
+// whose Location it cannot parse: the client parses it before it asks
+// CheckRedirect, and has no error value for it, only its text.
+func badLocation(err error) bool {
+	return strings.Contains(err.Error(), "failed to parse Location header")
+}
+
+// location returns where a redirect points, resolved against the URL of the
+// request that got it.
+func location(resp *http.Response, from *url.URL) (*url.URL, error) {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil, fmt.Errorf("%w: HTTP %s without a Location header", errBadRedirect, resp.Status)
+	}
+	next, err := from.Parse(loc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: HTTP %s to a malformed Location %q: %v", errBadRedirect, resp.Status, loc, err)
+	}
+	if next.Scheme != "http" && next.Scheme != "https" {
+		return nil, fmt.Errorf("%w: HTTP %s to %s: unsupported protocol scheme %q", errBadRedirect, resp.Status, loc, next.Scheme)
+	}
+	if next.Host == "" {
+		return nil, fmt.Errorf("%w: HTTP %s to a Location without a host %q", errBadRedirect, resp.Status, loc)
+	}
+	return next, nil
+}
+
+// hop makes the request of one hop, to target on host, whose slot is held.
+// An existing .part is opened (and locked) first, so the request can ask for
+// the rest of it: every hop carries the Range and If-Range of the .part,
+// since any hop may be the one that answers with the content. A redirect
+// returns the URL it points to, with its body drained (its connection goes
+// back to the pool) and the .part closed; any other answer is the attempt's
+// (see attempt), and a new .part is created only for a 200, the one answer
+// that brings the file's bytes without one.
+func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host string, n int, res *Result) (next *url.URL, err error) {
+	defer func() {
+		if err == nil && next == nil {
+			return // the answer, in the .part: the caller finishes it
+		}
+		if cerr := j.closePart(); cerr != nil {
+			next, err = nil, cerr
+		}
+	}()
+	if err := f.openExisting(ctx, j, n == 0 && res.Attempts > 1); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL: %w", err)
+	}
+	offset := f.hopHeaders(req, origin, j.part)
 	stall := newStallTimer(f.StallTimeout, cancel)
 	defer stall.stop()
 	resp, err := f.Client.Do(req)
-	if errors.Is(err, errTooManyRedirects) {
-		return errTooManyRedirects // trying again would go round the same loop
+	if err != nil && badLocation(err) {
+		j.lastHost = host
+		return nil, fmt.Errorf("%w: %v", errBadRedirect, err)
 	}
 	if err != nil {
-		return netError(ctx, doError(err, req))
+		return nil, netError(ctx, doError(err, req, n))
 	}
 	defer resp.Body.Close()
+	j.lastHost = host
 	res.HTTPStatus = resp.StatusCode
-	res.FinalURL = resp.Request.URL.String()
+	res.FinalURL = req.URL.String()
+	if isRedirect(resp.StatusCode) {
+		f.drain(resp, stall)
+		if n == MaxRedirects {
+			return nil, errTooManyRedirects // trying again would go round the same loop
+		}
+		return location(resp, req.URL)
+	}
+	return nil, f.answer(ctx, j, resp, stall, offset, res)
+}
 
+// hopHeaders sets the headers of one hop's request, and returns the offset
+// of the .part it asks to continue from (0: the whole resource). This is
+// the one place where a request's headers are set, on every hop alike;
+// origin is the line's URL, for the headers that must not follow a redirect
+// to another host.
+// setHeaders comes first, so that Accept-Encoding and the resume headers
+// below always win.
+func (f *Fetcher) hopHeaders(req *http.Request, origin *url.URL, part *partFile) (offset int64) {
+	f.setHeaders(req, origin)
+	req.Header.Set("Accept-Encoding", "identity") // the bytes on disk are the resource's bytes
+	if part == nil || part.size == 0 || part.validator == "" {
+		return 0
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", part.size))
+	req.Header.Set("If-Range", part.validator)
+	return part.size
+}
+
+// openExisting opens and locks the .part of j's path if there is one,
+// creating nothing. When another download held it first (it may have
+// finished the file meanwhile), or recheck is set (a retry: time passed
+// since Fetch looked), the final name is looked at again: errFound if it is
+// done now.
+func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error {
+	p, contended, err := openPart(ctx, j.path, false)
+	if err != nil {
+		return f.local(err)
+	}
+	j.part = p
+	if contended || recheck {
+		if err := f.recheck(j); err != nil {
+			return err
+		}
+	}
+	return f.catchUp(ctx, j)
+}
+
+// catchUp gives the open .part j's digest, and hashes the bytes of it the
+// digest does not cover yet (those an earlier run left, read once), before
+// the request, so that no connection waits on the read.
+func (f *Fetcher) catchUp(ctx context.Context, j *job) error {
+	if j.part == nil || j.digest == nil {
+		return nil
+	}
+	j.part.digest = j.digest
+	if j.part.validator == "" {
+		return nil // it cannot resume: the answer starts it again
+	}
+	return j.part.catchUp(ctx)
+}
+
+// createPart makes the directories of j's path and creates (or opens) its
+// .part, for a response that brings the file's bytes. The final name is
+// looked at again under the lock: a download of the same path that ended
+// since Fetch looked may have made it (the file of another URL: an error;
+// of this one: errFound).
+func (f *Fetcher) createPart(ctx context.Context, j *job) error {
+	if err := f.mkdir(filepath.Dir(j.path)); err != nil {
+		return err
+	}
+	p, _, err := openPart(ctx, j.path, true)
+	if err != nil {
+		return f.local(err)
+	}
+	j.part = p
+	p.digest = j.digest // the 200 that asked for it starts it (and its digest) again
+	return f.recheck(j)
+}
+
+// recheck looks at the final name again, with the .part lock held.
+func (f *Fetcher) recheck(j *job) error {
+	found, err := f.final(j.rawURL, j.path)
+	switch {
+	case err != nil:
+		return err
+	case found && !f.Force:
+		return errFound
+	}
+	return nil
+}
+
+// answer handles the response that ends an attempt's hops: its body goes
+// to the .part file, or it says why it cannot.
+func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall *stallTimer, offset int64, res *Result) error {
+	part := j.part
 	// end is where this body should end in the file, total the size the
 	// server stated for the whole resource; -1: not known.
 	end, total := int64(-1), int64(-1)
@@ -81,8 +265,10 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 			(resp.ContentLength >= 0 && resp.ContentLength != cr.end-cr.start+1) {
 			// Not the range we asked for: start over rather than guess.
 			f.drain(resp, stall)
-			if err := part.reset(""); err != nil {
-				return err
+			if part != nil {
+				if err := part.reset(""); err != nil {
+					return err
+				}
 			}
 			return retryable{err: fmt.Errorf("server sent range %q for a request from byte %d", resp.Header.Get("Content-Range"), offset)}
 		}
@@ -97,6 +283,12 @@ func (f *Fetcher) attempt(ctx context.Context, part *partFile, rawURL, host stri
 		end, total = cr.end+1, cr.total
 	case resp.StatusCode == http.StatusOK:
 		offset = 0
+		if part == nil {
+			if err := f.createPart(ctx, j); err != nil {
+				return err
+			}
+			part = j.part
+		}
 		if err := part.reset(validator(resp.Header)); err != nil {
 			return err
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/ck-tools/ck/lib/redact"
 )
 
-// MaxRedirects is how many redirects one request follows.
+// MaxRedirects is how many redirects one attempt follows.
 const MaxRedirects = 10
 
 var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
@@ -44,14 +44,15 @@ type ClientOptions struct {
 // timeout equal to the stall timeout (0: none), no transparent compression
 // (the bytes on disk are the bytes of the resource), idle connections kept
 // for jobs downloads over all hosts and perHost per host, HTTP/2 where TLS
-// negotiates it (HTTP/1.1 otherwise and over plain http), redirects followed
-// up to MaxRedirects, and no overall time limit, so large files finish.
-// Every transport setting is in the one *http.Transport of the client, so
-// a clone of it keeps them all.
+// negotiates it (HTTP/1.1 otherwise and over plain http), and no overall
+// time limit, so large files finish. Every transport setting is in the one
+// *http.Transport of the client, so a clone of it keeps them all.
 //
-// Each redirect hop of a request made by a Fetcher gets its headers anew
-// from Fetcher.setHeaders (CheckRedirect), so credentials do not follow a
-// redirect to another host.
+// It does not follow redirects: a redirect is the response, and Fetcher
+// follows it one hop at a time (attempt.go), so that each hop takes the slot
+// and the pacing of the host it goes to, and gets its headers anew from
+// Fetcher.setHeaders, so credentials do not follow a redirect to another
+// host.
 func NewClient(o ClientOptions) (*http.Client, error) {
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -82,14 +83,8 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 	}
 	return &http.Client{
 		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > MaxRedirects {
-				return errTooManyRedirects
-			}
-			if f, ok := req.Context().Value(fetcherKey{}).(*Fetcher); ok {
-				f.setHeaders(req, via[0].URL)
-			}
-			return nil
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
 		},
 	}, nil
 }

@@ -83,6 +83,7 @@ type Result struct {
 }
 
 // Pacer is asked before every request to a host and told of Retry-After.
+// Every redirect hop is a request to the host it goes to.
 type Pacer interface {
 	// Wait returns when a request to host may start, or ctx's error. It is
 	// called before a slot of the global limit is taken, so that waiting
@@ -116,12 +117,17 @@ type Fetcher struct {
 	// SHA256 computes the sha256 of every file downloaded (Result.SHA256),
 	// while its bytes stream: CPU only, no second read.
 	SHA256 bool
-	// BeforeAttempt, if set, is called before each request, after pacing:
-	// the place for a limit over all hosts. release is called after a failed
-	// attempt, or after the file of a successful one is final (fsynced,
-	// renamed, its directory synced): the slot covers the whole download, so
-	// with one slot the next line never starts before this one is settled.
-	BeforeAttempt func(ctx context.Context) (release func(), err error)
+	// BeforeAttempt, if set, is called before each request, after pacing,
+	// with the host (host:port) the request goes to: every redirect hop is
+	// a request of its own, to the host of its URL. The place for a limit
+	// over all hosts and per host. release is called when the request's
+	// response was a redirect (before the next hop asks again), after a
+	// failed attempt, or after the file of a successful one is final
+	// (fsynced, renamed, its directory synced): the slot of the last hop
+	// covers the whole download, so with one slot the next line never
+	// starts before this one is settled. The .part file is open (and
+	// locked) only while a slot is held.
+	BeforeAttempt func(ctx context.Context, host string) (release func(), err error)
 
 	known knownDirs // directories made and synced in this run (bounded)
 
@@ -150,7 +156,45 @@ type Options struct {
 	Checksum Checksum
 }
 
-// Fetch downloads rawURL into path (the final name). host keys the pacing.
+// job is one Fetch on its way.
+type job struct {
+	rawURL string
+	host   string // of rawURL: the first hop's
+	path   string // the final name
+	// part is the open and locked .part file, nil when it is not open: it
+	// is opened (an existing one) when a hop holds its slot, or created
+	// when a response brings the bytes of the file, and closed before the
+	// slot is given back.
+	part     *partFile
+	lastHost string // the host that sent the last response (Retry-After holds it)
+	// digest hashes the file's bytes as they stream (nil: nothing to
+	// compute); it outlives the .part's openings, and each opening
+	// catches it up with the bytes it does not cover yet (see openExisting).
+	digest *digest
+}
+
+// closePart closes the .part file if it is open (see partFile.close).
+func (j *job) closePart() error {
+	if j.part == nil {
+		return nil
+	}
+	err := j.part.close()
+	j.part = nil
+	return err
+}
+
+// errFound ends an attempt that found, once it held the .part lock, the
+// final file done by another download of the same path: the line counts as
+// done without a request (or with no further one).
+var errFound = errors.New("the final file is there")
+
+// Fetch downloads rawURL into path (the final name). host keys the pacing
+// of the first request; each redirect hop is paced by its own host.
+//
+// Nothing is created for a line before a response brings its bytes: the
+// directories and the .part file are made then (an existing .part is
+// opened, to resume it, when a request holds its slot), so a line that
+// fails with a 404, a refused connection or a DNS error leaves nothing.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 	return f.FetchWith(ctx, rawURL, host, path, Options{})
 }
@@ -167,49 +211,34 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 	if found && !f.Force {
 		return f.exists(&res, path, o)
 	}
-	if err := f.mkdir(filepath.Dir(path)); err != nil {
-		return f.end(&res, err)
-	}
-	part, err := openPart(ctx, path)
-	if err != nil {
-		return f.end(&res, f.local(err))
-	}
+	j := &job{rawURL: rawURL, host: host, path: path, lastHost: host, digest: newDigest(o.Checksum, f.SHA256)}
 	defer func() {
-		if err := part.close(); err != nil && !res.Fatal {
+		if err := j.closePart(); err != nil && !res.Fatal {
 			res.Status, res.Err, res.Fatal = Failed, err, true
 		}
 	}()
-	if part.contended { // another download of this path ended while we waited
-		found, err := f.final(rawURL, path)
-		if err != nil {
-			return f.end(&res, err)
-		}
-		if found && !f.Force {
-			return f.exists(&res, path, o)
-		}
-	}
-	part.digest = newDigest(o.Checksum, f.SHA256)
-	if part.validator != "" { // a .part that can resume: its bytes, read once
-		if err := part.catchUp(ctx); err != nil {
-			return f.end(&res, err)
-		}
-	}
 
 	backoff := f.Backoff
 	failures := 0 // attempts that failed; a short 206 that brought bytes is not one
 	for {
 		res.Attempts++
 		var held func() // the slot of a successful attempt, kept through finish
-		err := f.attempt(ctx, part, rawURL, host, &res, &held)
+		err := f.attempt(ctx, j, &res, &held)
+		if err == errFound { // another download of this path finished it
+			r := f.exists(&res, path, o)
+			held()
+			return r
+		}
 		if err == nil {
-			err := f.finish(part, rawURL, path)
-			if held != nil {
-				held()
+			err := f.finish(j.part, rawURL, path)
+			if cerr := j.closePart(); err == nil {
+				err = cerr
 			}
+			held()
 			if err != nil {
 				return f.end(&res, err)
 			}
-			res.Status, res.SHA256 = Done, part.digest.sha256()
+			res.Status, res.SHA256 = Done, j.digest.sha256()
 			return res
 		}
 		if ctx.Err() != nil {
@@ -228,7 +257,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 		if r.after > 0 {
 			wait = min(r.after, f.MaxBackoff)
 			if f.Pacer != nil {
-				f.Pacer.Hold(host, time.Now().Add(wait))
+				f.Pacer.Hold(j.lastHost, time.Now().Add(wait)) // the host that said so
 			}
 		}
 		select {

@@ -70,20 +70,20 @@ func unfixable(err error) bool {
 	return strings.Contains(err.Error(), "unsupported protocol scheme")
 }
 
-// doError is the error of Client.Do for req, for netError, without the
-// `Get "URL": ` that net/http puts before it (*url.Error): a line's failure
-// is reported after its URL, which must not come twice. The URL is kept when
-// it is a redirect's target, not req's ("after a redirect to URL"; net/http
-// names the last hop there, with its password masked).
-func doError(err error, req *http.Request) error {
+// doError is the error of Client.Do for req, the request of redirect hop
+// number hop (0: the line's own URL), for netError, without the `Get "URL": `
+// that net/http puts before it (*url.Error): a line's failure is reported
+// after its URL, which must not come twice. A later hop's URL is named
+// ("after a redirect to URL", its password masked as net/http does).
+func doError(err error, req *http.Request, hop int) error {
 	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
+	if errors.As(err, &ue) {
+		err = ue.Err
 	}
-	if ue.URL != stripPassword(req.URL) {
-		return fmt.Errorf("after a redirect to %s: %w", ue.URL, ue.Err)
+	if hop > 0 {
+		return fmt.Errorf("after a redirect to %s: %w", stripPassword(req.URL), err)
 	}
-	return ue.Err
+	return err
 }
 
 // stripPassword writes u as net/http does in its errors, the password

@@ -28,7 +28,7 @@ func RefuseXattrs(t testing.TB) {
 // WritePart leaves the .part of dest holding data, with validator recorded,
 // as a run stopped cleanly would.
 func WritePart(dest string, data []byte, validator string) error {
-	p, err := openPart(context.Background(), dest)
+	p, _, err := openPart(context.Background(), dest, true)
 	if err != nil {
 		return err
 	}

@@ -127,58 +127,67 @@ type partFile struct {
 	boot      string // the boot id in the record
 	saved     bool   // a record of validator is written (xattr or sidecar)
 	sidecar   bool   // the record lives in meta: the file system refused the xattr
-	contended bool   // another download of the same file held it first
 	finished  bool
 	digest    *digest // of the bytes written, nil: none wanted (see sum.go)
 }
 
-// openPart opens (or creates) the part file of path and locks it, so two
-// ckfetch processes sharing an output directory never write one file at once.
-// Waiting for a lock that another download holds stops when ctx is done
-// (context.Canceled), leaving the file as it is. Errors opening are plain
-// *os.PathError, for the caller to classify.
-func openPart(ctx context.Context, path string) (*partFile, error) {
-	p := &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag"}
+// openPart opens the part file of path and locks it, so two downloads of one
+// file (two lines of a run, or two ckfetch processes sharing an output
+// directory) never write it at once. With create it is created if missing;
+// without, a missing one is no error: the result is nil (nothing to resume),
+// and nothing is created. Waiting for a lock that another download holds
+// stops when ctx is done (context.Canceled), leaving the file as it is.
+// contended reports that another download held the file first (its lock was
+// waited for, or the file it held went away meanwhile): that one may have
+// finished the final file. Errors opening are plain *os.PathError, for the
+// caller to classify.
+func openPart(ctx context.Context, path string, create bool) (p *partFile, contended bool, err error) {
+	p = &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag"}
+	flags := unix.O_RDWR | unix.O_CLOEXEC
+	if create {
+		flags |= unix.O_CREAT
+	}
 	for {
-		fd, err := unix.Open(p.name, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o666)
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: p.name, Err: err}
+		fd, err := unix.Open(p.name, flags, 0o666)
+		if err == unix.ENOENT && !create {
+			return nil, contended, nil
 		}
-		waited := false
+		if err != nil {
+			return nil, contended, &os.PathError{Op: "open", Path: p.name, Err: err}
+		}
 		if err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
-			waited = true
+			contended = true
 			err = waitLock(ctx, fd)
 		}
 		if err == context.Canceled {
 			unix.Close(fd)
-			return nil, err
+			return nil, contended, err
 		}
 		if err != nil {
 			unix.Close(fd)
-			return nil, fatal(fmt.Errorf("lock %s: %w", p.name, err))
+			return nil, contended, fatal(fmt.Errorf("lock %s: %w", p.name, err))
 		}
 		var st, now unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return nil, fatal(fmt.Errorf("stat %s: %w", p.name, err))
+			return nil, contended, fatal(fmt.Errorf("stat %s: %w", p.name, err))
 		}
 		// The holder before us may have finished (renamed) or removed the
 		// file between our open and our lock: then this one is no longer at
 		// that name, and must not be touched.
 		if err := unix.Stat(p.name, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev {
 			unix.Close(fd)
-			p.contended = true
+			contended = true
 			continue
 		}
 		p.fd, p.size = fd, st.Size
-		p.contended = p.contended || waited
 		break
 	}
 	if err := p.load(); err != nil {
 		p.close()
-		return nil, err
+		return nil, contended, err
 	}
-	return p, nil
+	return p, contended, nil
 }
 
 // waitLock takes the lock of fd that another download holds: flock has no

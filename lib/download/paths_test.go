@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,14 +162,18 @@ func waitHolders(t *testing.T, name string, n int, done <-chan download.Result) 
 
 // Two downloads of one path with different URLs at once: the second waits
 // for the first one's .part lock, then finds the first URL's file, and must
-// fail, not count it as its own.
+// fail, not count it as its own. The first one's .part exists once its
+// response brings bytes, so the server sends half of them before it waits.
 func TestSamePathInFlight(t *testing.T) {
 	gate := make(chan struct{})
 	bodyA := fetchtest.Body("a", 1000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/a" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(bodyA)))
+			w.Write(bodyA[:500])
+			w.(http.Flusher).Flush()
 			<-gate
-			w.Write(bodyA)
+			w.Write(bodyA[500:])
 			return
 		}
 		w.Write(fetchtest.Body("b", 2000))

@@ -184,10 +184,6 @@ func port(u *url.URL) string {
 	return ""
 }
 
-// fetcherKey is the context key under which an attempt's request carries its
-// Fetcher, for the client's CheckRedirect (see NewClient).
-type fetcherKey struct{}
-
 // maxBurst is the most body bytes a rate-limited read may take at once.
 const maxBurst = 32 << 10
 

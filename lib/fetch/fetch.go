@@ -40,8 +40,8 @@ already there is then read to check it. Exit status: 0 all done, 1 some failed, 
 type CLI struct {
 	Jobs           int           `short:"j" default:"8" help:"Downloads at once, over all hosts."`
 	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory, created if missing (default: the current directory)."`
-	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host."`
-	PerHost        int           `name:"per-host" default:"4" help:"Downloads at once from one host (host:port)."`
+	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host, redirect hops included."`
+	PerHost        int           `name:"per-host" default:"4" help:"Downloads at once from one host (host:port); every redirect hop counts against the host it goes to."`
 	Failed         string        `placeholder:"FILE" help:"Append each line that failed for good to FILE, after a '# reason' line; FILE is valid ckfetch input. Without it, the first failure stops the echo of later lines."`
 	Unordered      bool          `help:"Echo lines in completion order, not input order (for ckskip --set checkpoints)."`
 	Force          bool          `help:"Download even when the final file exists."`

@@ -16,8 +16,12 @@ import (
 //
 // A line is taken from its queue only when it gets a slot, and only then is
 // a goroutine started for it: a queued line holds no worker, descriptor or
-// file. Each attempt of a download holds a slot; a retry gives it back while
-// it backs off and queues again, in its input place, for the next attempt.
+// file. Each request of a download holds a slot, counted against the host it
+// goes to: a retry gives its slot back while it backs off and queues again,
+// in its input place, for the next attempt; a redirect hop gives it back and
+// queues again, in its input place, for the host it goes to, so --per-host
+// and -sleep hold for every host actually contacted (a 302 to the same host
+// waits -sleep like any other request).
 // Waiting for -sleep or Retry-After never holds a slot: such a host is
 // simply not eligible until its time comes, and a timer wakes the scheduler
 // then.
@@ -44,8 +48,9 @@ type ticket struct {
 	it        *item
 	host      *hostState
 	slot      bool          // holds a slot
+	fresh     bool          // holds a slot granted for a request not yet started
 	reserving bool          // holds its host's -sleep reservation
-	grant     chan struct{} // a retry waiting for a slot: closed when it has one
+	grant     chan struct{} // a retry or a redirect hop waiting for a slot: closed when it has one
 }
 
 // hostState is what the scheduler knows of one host (host:port).
@@ -122,42 +127,26 @@ func (s *sched) stop() []*item {
 }
 
 // acquire is the download's BeforeAttempt hook: it returns once the line of
-// ctx (see withTicket) holds a slot and its request may start, and records
-// that start for -sleep. The first attempt already holds the slot it was
-// launched with; a retry queues again in its input place. release gives the
-// slot back.
-func (s *sched) acquire(ctx context.Context) (release func(), err error) {
+// ctx (see withTicket) holds a slot for a request to host and that request
+// may start, and records that start for -sleep. host is the host the
+// request goes to: the line's own for its first request, the target's for a
+// redirect hop. A line's first request uses the slot it was launched with;
+// any later one (a retry, a redirect hop, to its own host or another) first
+// gives back the slot it holds and queues again, in its input place, in the
+// queue of host (see queueFor). release gives the slot back.
+func (s *sched) acquire(ctx context.Context, host string) (release func(), err error) {
 	t, _ := ctx.Value(ticketKey{}).(*ticket)
 	if t == nil {
 		return func() {}, nil // not a line of this run
 	}
 	s.mu.Lock()
-	if !t.slot {
-		if s.stopped {
+	if !t.fresh || t.host.name != host {
+		if err := s.queueFor(ctx, t, host); err != nil {
 			s.mu.Unlock()
-			return nil, context.Canceled
+			return nil, err
 		}
-		grant := make(chan struct{})
-		t.grant = grant
-		s.requeue(t)
-		now := time.Now()
-		s.place(t.host, now)
-		s.pump(now)
-		s.mu.Unlock()
-		select {
-		case <-grant:
-		case <-ctx.Done():
-			s.mu.Lock()
-			if t.slot {
-				s.release(t)
-			} else {
-				s.unqueue(t)
-			}
-			s.mu.Unlock()
-			return nil, ctx.Err()
-		}
-		s.mu.Lock()
 	}
+	t.fresh = false
 	h := t.host
 	h.started = time.Now()
 	if t.reserving {
@@ -167,6 +156,40 @@ func (s *sched) acquire(ctx context.Context) (release func(), err error) {
 	s.pump(h.started)
 	s.mu.Unlock()
 	return func() { s.mu.Lock(); defer s.mu.Unlock(); s.release(t) }, nil
+}
+
+// queueFor gives back the slot t holds, if any, queues t in its input place
+// for host, and waits until it is granted a slot there (or ctx is done).
+// A line that waits for a host never holds a slot: a redirect target that is
+// paused (-sleep, Retry-After) or at its --per-host limit keeps the slot
+// free for the lines of other hosts, as a retry's backoff does; and in its
+// input place it never waits behind a newer line of that host. s.mu is held,
+// and held again on return.
+func (s *sched) queueFor(ctx context.Context, t *ticket, host string) error {
+	s.release(t)
+	if s.stopped {
+		return context.Canceled
+	}
+	grant := make(chan struct{})
+	t.grant = grant
+	s.requeue(t, host)
+	now := time.Now()
+	s.place(t.host, now)
+	s.pump(now)
+	s.mu.Unlock()
+	select {
+	case <-grant:
+		s.mu.Lock()
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		if t.slot {
+			s.release(t)
+		} else {
+			s.unqueue(t)
+		}
+		return ctx.Err()
+	}
 }
 
 // done is called when the download of t's line has returned: a slot it
@@ -201,7 +224,7 @@ func (s *sched) release(t *ticket) {
 		return
 	}
 	h := t.host
-	t.slot = false
+	t.slot, t.fresh = false, false
 	s.free++
 	s.inflight.Add(-1)
 	h.active--
@@ -230,7 +253,7 @@ func (s *sched) pump(now time.Time) {
 		s.free--
 		s.inflight.Add(1)
 		h.active++
-		t.slot = true
+		t.slot, t.fresh = true, true
 		if s.gap > 0 {
 			t.reserving, h.reserved = true, true
 		}
@@ -291,12 +314,12 @@ func (s *sched) host(name string) *hostState {
 	return h
 }
 
-// requeue puts a retry back in its host's queue, in input order. s.mu is
-// held.
-func (s *sched) requeue(t *ticket) {
+// requeue puts a line that asks again (a retry, a redirect hop) in the
+// queue of host, in input order. s.mu is held.
+func (s *sched) requeue(t *ticket, host string) {
 	// Its host may have been swept while the line backed off (it held no
 	// slot), and have a new state since.
-	t.host = s.host(t.host.name)
+	t.host = s.host(host)
 	q := t.host.queue
 	i := len(q)
 	for i > 0 && q[i-1].it.seq > t.it.seq {

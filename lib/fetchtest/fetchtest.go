@@ -4,7 +4,9 @@
 // shell scripts can share one server without configuring it:
 //
 //	/f/NAME?size=N&OPTIONS   N deterministic bytes derived from NAME (see Body)
-//	/status/CODE             always that status
+//	/status/CODE             always that status; ?location=L adds a Location
+//	                         header L, as given (a redirect elsewhere, or a
+//	                         malformed one)
 //	/redirect?to=URL         a 302 (or ?status=301, 303, 307, 308) to URL, which may be
 //	                         another server's (a redirect to another host)
 //	/_stats                  statistics as JSON (see Stats; ?log=1 adds the log)
@@ -53,7 +55,9 @@
 // so a test can see whether a client reuses them, and keeps the protocol and
 // the headers of the first 10,000 requests (Server.Received), so a test can
 // see what a client sent (a header, its User-Agent, credentials or their
-// absence).
+// absence). The log has when each request began and ended, and MaxActive
+// the most requests in flight at once, so a test can see how a client paces
+// them.
 //
 // NewTLS starts the same server over HTTPS, with HTTP/2, under a certificate
 // of a CA made for that server alone (Server.CAPEM).
@@ -78,6 +82,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxLog is how many requests the log keeps (the first ones); the counters
@@ -101,6 +108,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    int
+	active   int // requests in flight
+	maxAct   int // the most in flight at once
 	total    int
 	bytes    int64
 	urls     map[string]*URLStats
@@ -118,6 +127,10 @@ type Request struct {
 	IfRange string `json:"if_range"` // the If-Range header, "" if none
 	Status  int    `json:"status"`   // 0 while the headers are not written
 	Bytes   int64  `json:"bytes"`    // body bytes sent so far (content only)
+	// Start is when the handler began, End when it returned (zero while in
+	// flight): a small response reaches the client only after End.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 }
 
 // Received is what a client sent in one request besides its URL.
@@ -143,6 +156,7 @@ type URLStats struct {
 type Stats struct {
 	Conns      int                 `json:"conns"` // TCP connections accepted
 	Requests   int                 `json:"requests"`
+	MaxActive  int                 `json:"max_active"` // the most requests in flight at once
 	Bytes      int64               `json:"bytes"`
 	URLs       map[string]URLStats `json:"urls"`
 	Log        []Request           `json:"log,omitempty"`
@@ -230,6 +244,14 @@ func (s *Server) Conns() int {
 	return s.conns
 }
 
+// MaxActive returns the most requests (/_stats and /_reset excluded) the
+// server had in flight at once, since the start or the last Reset.
+func (s *Server) MaxActive() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxAct
+}
+
 // TotalRequests returns how many requests the server got, /_stats and
 // /_reset excluded.
 func (s *Server) TotalRequests() int {
@@ -273,7 +295,7 @@ func (s *Server) Received(u string) []Received {
 func (s *Server) Stats(withLog bool) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Conns: s.conns, Requests: s.total, Bytes: s.bytes, URLs: make(map[string]URLStats, len(s.urls))}
+	st := Stats{Conns: s.conns, Requests: s.total, MaxActive: s.maxAct, Bytes: s.bytes, URLs: make(map[string]URLStats, len(s.urls))}
 	for k, v := range s.urls {
 		st.URLs[k] = *v
 	}
@@ -291,6 +313,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.gen++
 	s.conns, s.total, s.bytes, s.dropped = 0, 0, 0, 0
+	s.maxAct = s.active
 	s.urls = make(map[string]*URLStats)
 	s.log = nil
 	s.received = nil
@@ -309,6 +332,8 @@ func (s *Server) begin(r *http.Request) *entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.total++
+	s.active++
+	s.maxAct = max(s.maxAct, s.active)
 	u := s.urls[k]
 	if u == nil {
 		u = &URLStats{}
@@ -322,7 +347,7 @@ func (s *Server) begin(r *http.Request) *entry {
 	}
 	if len(s.log) < maxLog {
 		e.log = len(s.log)
-		s.log = append(s.log, Request{Method: r.Method, URL: k, Range: rg, IfRange: r.Header.Get("If-Range")})
+		s.log = append(s.log, Request{Method: r.Method, URL: k, Range: rg, IfRange: r.Header.Get("If-Range"), Start: time.Now()})
 	} else {
 		s.dropped++
 	}
@@ -330,6 +355,16 @@ func (s *Server) begin(r *http.Request) *entry {
 		s.received = append(s.received, received{url: k, Received: Received{Proto: r.Proto, Host: r.Host, Header: r.Header.Clone()}})
 	}
 	return e
+}
+
+// end is called when the handler of e returns.
+func (s *Server) end(e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if e.gen == s.gen && e.log >= 0 {
+		s.log[e.log].End = time.Now()
+	}
 }
 
 func (s *Server) setStatus(e *entry, code int) {
@@ -390,3 +425,32 @@ func GetStats(u string) (Stats, error) {
 	}
 	return st, nil
 }
+
+// Refuser is an address on 127.0.0.1 that refuses every connection: a TCP
+// socket bound to its port but not listening, so the port stays taken (a
+// closed server's port may be given to the next server a test starts).
+type Refuser struct {
+	URL string // http://127.0.0.1:PORT
+	fd  int
+}
+
+// Refusing returns a new Refuser; Close frees its port.
+func Refusing() (*Refuser, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind 127.0.0.1:0: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	return &Refuser{URL: fmt.Sprintf("http://127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port), fd: fd}, nil
+}
+
+// Close frees the port.
+func (r *Refuser) Close() { unix.Close(r.fd) }

@@ -160,6 +160,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := s.begin(r)
+	defer s.end(e)
 	rw := &recorder{ResponseWriter: w, s: s, e: e}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/status/"):
@@ -207,6 +208,9 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := r.URL.Query().Get("retry-after"); v != "" {
 		w.Header().Set("Retry-After", v)
+	}
+	if v, ok := r.URL.Query()["location"]; ok {
+		w.Header()["Location"] = v[:1] // as given, even malformed
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
