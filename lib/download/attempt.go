@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -37,7 +38,7 @@ func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()
 		next, err := f.hop(ctx, j, origin, target, host, n, res)
 		if next != nil {
 			release() // the next hop asks for the slot of its own host
-			target, host = next.String(), hostKey(next)
+			target, host = next.String(), HostKey(next)
 			continue
 		}
 		if err == nil || err == errFound {
@@ -72,9 +73,13 @@ func (f *Fetcher) take(ctx context.Context, host string) (release func(), err er
 	return release, nil
 }
 
-// hostKey is the key of the per-host limits of a URL: its host:port as
-// written (lower-cased), as for the lines of the input.
-func hostKey(u *url.URL) string { return strings.ToLower(u.Host) }
+// HostKey is the key of the per-host limits of a URL (--per-host, -sleep,
+// Retry-After, host health): its host, lower-cased, and its port, the
+// scheme's default when it names none, so that http://H/ and
+// http://h:80/ are one host, and http://h/ and https://h/ two.
+func HostKey(u *url.URL) string {
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port(u))
+}
 
 // isRedirect reports whether a status is a redirect to follow: a GET is
 // repeated as a GET for every one of them.
@@ -145,6 +150,7 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %w", err)
 	}
+	cleanURL(req.URL)
 	offset := f.hopHeaders(req, origin, j.part)
 	stall := newStallTimer(f.StallTimeout, cancel)
 	defer stall.stop()

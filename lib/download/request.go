@@ -216,3 +216,47 @@ func (f *Fetcher) limit(ctx context.Context, r io.Reader) io.Reader {
 		return n, err
 	})
 }
+
+// cleanURL makes u sendable as written: the bytes a request line cannot
+// carry (a space, a control character, a non-ASCII byte, and " < > \ ^ ` {
+// | }) in its path and query are percent-encoded, as browsers and wget do,
+// so that `?q=a b` asks for `?q=a%20b` instead of drawing a 400. Escapes
+// already there are kept as written: net/http would otherwise rewrite a
+// path it cannot send raw from its decoded form, turning `%3B` into `;`,
+// another URL.
+func cleanURL(u *url.URL) {
+	raw := u.RawPath
+	if raw == "" {
+		raw = u.EscapedPath()
+	}
+	if p := escapeUnsendable(raw); p != u.EscapedPath() {
+		if dec, err := url.PathUnescape(p); err == nil && dec == u.Path {
+			u.RawPath = p
+		}
+	}
+	u.RawQuery = escapeUnsendable(u.RawQuery)
+}
+
+// escapeUnsendable percent-encodes the bytes of s that cannot appear in a
+// request target, leaving every other byte (and every %) as it is.
+func escapeUnsendable(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > ' ' && c < 0x7f && !strings.ContainsRune("\"<>\\^`{|}", rune(c)) {
+			if b != nil {
+				b = append(b, c)
+			}
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(s)+8), s[:i]...)
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}

@@ -218,3 +218,50 @@ func TestRateLimitBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestTargetAsWritten: a URL is asked for as it was written, with
+// only the bytes a request line cannot carry escaped: a raw space in a
+// query drew a 400, and a raw space beside a %3B made net/http send the
+// path re-escaped from its decoded form, with ';' for the %3B.
+func TestRequestTargetAsWritten(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	for _, tc := range []struct{ in, sent string }{
+		{"/f/q?size=10&tag=a b", "/f/q?size=10&tag=a%20b"},
+		{"/f/a b%3Bc?size=10", "/f/a%20b%3Bc?size=10"},
+		{"/f/caf\u00e9?size=10&tag=\u00fc", "/f/caf%C3%A9?size=10&tag=%C3%BC"},
+		{"/f/x?size=10&tag=%7c|", "/f/x?size=10&tag=%7c%7C"},
+		{"/f/plain%2Fslash?size=10", "/f/plain%2Fslash?size=10"},
+	} {
+		f := &download.Fetcher{
+			Client: mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: 1})),
+			Dirs:   &durable.DirSyncer{},
+		}
+		res := f.Fetch(context.Background(), srv.URL+tc.in, "h", filepath.Join(t.TempDir(), "file"))
+		if res.Status != download.Done {
+			t.Errorf("%s: %s (%v); want done", tc.in, res.Status, res.Err)
+		}
+		if n := srv.Requests(tc.sent); n != 1 {
+			t.Errorf("%s: %d requests for %s; want 1 (the server saw %v)", tc.in, n, tc.sent, srv.Stats(false).URLs)
+		}
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://Example.ORG/a":      "example.org:80",
+		"http://example.org:80/a":   "example.org:80",
+		"https://example.org/a":     "example.org:443",
+		"https://example.org:8443/": "example.org:8443",
+		"http://[::1]:8080/":        "[::1]:8080",
+		"http://[::1]/":             "[::1]:80",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := download.HostKey(u); got != want {
+			t.Errorf("HostKey(%s) = %s; want %s", in, got, want)
+		}
+	}
+}

@@ -328,7 +328,7 @@ func (r *run) parse(line, key string) *item {
 		return it
 	}
 	u, _ := url.Parse(it.url) // FromURL parsed it already
-	it.host = strings.ToLower(u.Host)
+	it.host = download.HostKey(u)
 	it.path = filepath.Join(r.c.Dir, filepath.FromSlash(name))
 	return it
 }
