@@ -3,6 +3,7 @@ package download
 import (
 	"context"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,4 +42,12 @@ func WritePart(dest string, data []byte, validator string) error {
 		return err
 	}
 	return p.close()
+}
+
+// SetReleaseGrace sets how long a released host keeps its idle connections,
+// until t ends.
+func SetReleaseGrace(t testing.TB, d time.Duration) {
+	old := releaseGrace
+	releaseGrace = d
+	t.Cleanup(func() { releaseGrace = old })
 }
