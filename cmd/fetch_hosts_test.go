@@ -462,24 +462,31 @@ func TestFetchHostHealth(t *testing.T) {
 
 	t.Run("a response resets the count", func(t *testing.T) {
 		// Every third connection is answered, so no more than two fail in
-		// a row: with --host-failures 3 the host is never given up, and
-		// every line ends done (with -j 1 a line backing off gives its slot
-		// to the next, so lines share the failures; enough retries for
-		// all). Without the reset, the third failure of the run would fail
-		// every line still queued.
-		const lines = 20
+		// a row. Without retries, -j 1 makes one connection per line, in
+		// input order: lines 1, 2, 4, 5... fail with their own error, and
+		// with --host-failures 3 the host is never given up. Without the
+		// reset, the third failure (line 4) would fail every line queued.
+		const lines = 21
 		h := newClosingHost(t, func(n int64) bool { return n%3 == 0 })
 		var in strings.Builder
 		for i := range lines {
 			fmt.Fprintf(&in, "http://%s/f%d\n", h.l.Addr(), i)
 		}
-		out, stderr, st := runFetch(t, t.TempDir(), in.String(), "-q", "-d", "out", "-j", "1",
-			"--retries", "10", "--backoff", "1ms", "--host-failures", "3")
-		if st != "exit 0" || out != in.String() {
-			t.Fatalf("ckfetch ended with %s and echoed %d lines; want exit 0 and all %d\nstderr:\n%s", st, strings.Count(out, "\n"), lines, tail(stderr, 2000))
+		dir := t.TempDir()
+		out, stderr, st := runFetch(t, dir, in.String(), "-q", "-d", "out", "-j", "1",
+			"--retries", "0", "--host-failures", "3", "--failed", "failed.txt")
+		if st != "exit 1" || strings.Count(out, "\n") != lines/3 {
+			t.Fatalf("ckfetch ended with %s and echoed %d lines; want exit 1 and the %d answered\nstderr:\n%s", st, strings.Count(out, "\n"), lines/3, tail(stderr, 2000))
 		}
-		if got := h.accept.Load(); got != 3*lines {
-			t.Errorf("%d connections; want 3 per line (two refused, one answered), %d", got, 3*lines)
+		failed := string(read(t, filepath.Join(dir, "failed.txt")))
+		if n := strings.Count(failed, "host unreachable"); n != 0 {
+			t.Errorf("%d lines failed as host unreachable; want none (a response came every third connection)\n%s", n, tail(failed, 1000))
+		}
+		if n := strings.Count(failed, "\n# ") + 1; n != lines-lines/3 {
+			t.Errorf("--failed holds %d records; want %d", n, lines-lines/3)
+		}
+		if got := h.accept.Load(); got != lines {
+			t.Errorf("%d connections; want one per line, %d", got, lines)
 		}
 	})
 }

@@ -99,6 +99,9 @@ func ConnFailure(err error) bool {
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return true
 	}
-	// net/http's handshake timeout has an unexported type.
-	return strings.Contains(err.Error(), "TLS handshake timeout")
+	// net/http's handshake timeout and its "server closed idle connection"
+	// (a new connection closed before the request was written) have
+	// unexported values.
+	msg := err.Error()
+	return strings.Contains(msg, "TLS handshake timeout") || strings.Contains(msg, "server closed idle connection")
 }
