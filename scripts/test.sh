@@ -3,7 +3,7 @@
 #
 #   1. go vet ./...
 #   2. go test -race -count=1 ./...   (unit, end-to-end, crash and network tests)
-#   3. go test -count=1 -v -run '^TestFetchMemoryBounded$' ./cmd/
+#   3. go test -count=1 -v -run '^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$' ./cmd/
 #                                     (the memory figures, without -race: the race
 #                                     detector's own memory grows with the work)
 #   4. go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
@@ -91,7 +91,7 @@ fi
 
 # norace are the tests whose checks are left out under -race (raceBuild in
 # cmd/fetch_test.go); step 3 runs them without it.
-norace='^TestFetchMemoryBounded$'
+norace='^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$'
 
 check "go vet ./..." go vet ./...
 check "go test $race -count=1 ./..." go test $race -count=1 ./...

@@ -28,7 +28,7 @@ var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
 type ClientOptions struct {
 	ConnectTimeout time.Duration // for the TCP connect and the TLS handshake each
 	StallTimeout   time.Duration // also the wait for response headers; 0: none
-	Jobs, PerHost  int           // idle connections kept: 2*Jobs in all, PerHost per host
+	Jobs, PerHost  int           // connections: Jobs + SpareConns open in all, PerHost per host (see Pool)
 	// CACert is a PEM file of certificates trusted as roots besides the
 	// system's (which honour SSL_CERT_FILE and SSL_CERT_DIR); "": the
 	// system's alone.
@@ -42,11 +42,12 @@ type ClientOptions struct {
 
 // NewClient returns the HTTP client ckfetch uses: connect timeout, a header
 // timeout equal to the stall timeout (0: none), no transparent compression
-// (the bytes on disk are the bytes of the resource), idle connections kept
-// for jobs downloads over all hosts and perHost per host, HTTP/2 where TLS
+// (the bytes on disk are the bytes of the resource), HTTP/2 where TLS
 // negotiates it (HTTP/1.1 otherwise and over plain http), and no overall
-// time limit, so large files finish. Every transport setting is in the one
-// *http.Transport of the client, so a clone of it keeps them all.
+// time limit, so large files finish. Its Transport is a *Pool (one Transport
+// per host, up to PerHost idle connections each, Jobs + SpareConns open over
+// all hosts), whose hosts' Transports are clones of the one built here:
+// every transport setting belongs in it.
 //
 // It does not follow redirects: a redirect is the response, and Fetcher
 // follows it one hop at a time (attempt.go), so that each hop takes the slot
@@ -58,8 +59,7 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		MaxIdleConns:          2 * o.Jobs,
-		MaxIdleConnsPerHost:   o.PerHost,
+		MaxIdleConnsPerHost:   o.PerHost, // per host: see Pool
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   o.ConnectTimeout,
 		ResponseHeaderTimeout: o.StallTimeout,
@@ -82,7 +82,7 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 		tr.Proxy = http.ProxyURL(u)
 	}
 	return &http.Client{
-		Transport: tr,
+		Transport: NewPool(tr, o.Jobs, o.PerHost),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},

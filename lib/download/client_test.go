@@ -26,7 +26,7 @@ func TestProxyChild(t *testing.T) {
 	c := mustClient(download.NewClient(download.ClientOptions{Jobs: 1, PerHost: 1, Proxy: strings.TrimPrefix(opt, "-")}))
 	for _, u := range []string{"http://example.org/a", "https://example.org/a", "http://other.example/a", "http://127.0.0.1:9/a"} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
-		p, err := c.Transport.(*http.Transport).Proxy(req)
+		p, err := download.PoolTemplate(c.Transport.(*download.Pool)).Proxy(req)
 		fmt.Printf("%s -> %v %v\n", u, p, err)
 	}
 }

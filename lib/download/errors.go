@@ -8,9 +8,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -51,7 +54,8 @@ func netError(ctx context.Context, err error) error {
 // unfixable reports whether a transport error would come back the same on
 // every retry, so the line fails at once instead of after all its retries:
 // a certificate that does not verify, a plain HTTP answer to an https
-// request, or an unsupported scheme (a redirect to ftp://, say).
+// request, an unsupported scheme (a redirect to ftp://, say), or a redirect
+// whose Location is not a URL or names no host.
 func unfixable(err error) bool {
 	var (
 		verify   *tls.CertificateVerificationError
@@ -66,8 +70,42 @@ func unfixable(err error) bool {
 	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &record):
 		return true
 	}
-	// net/http has no error value for this one, only its text.
-	return strings.Contains(err.Error(), "unsupported protocol scheme")
+	// net/http has no error values for these, only their text.
+	msg := err.Error()
+	return strings.Contains(msg, "unsupported protocol scheme") ||
+		strings.Contains(msg, "failed to parse Location header") ||
+		strings.Contains(msg, "no Host in request URL")
+}
+
+// ConnFailure reports whether err, the error of a request that got no
+// response, says the host gave no usable connection: its name did not
+// resolve (DNS), the connect failed (refused, unreachable, timed out), the
+// TLS handshake failed or timed out, or the connection was closed or reset
+// before any answer (net/http retries a reused connection that the server
+// had closed, so this is a new one). A timeout waiting for the answer is
+// not one: the host took the request. These are what host health counts.
+func ConnFailure(err error) bool {
+	var (
+		dns    *net.DNSError
+		op     *net.OpError
+		record tls.RecordHeaderError
+		alert  tls.AlertError
+		verify *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.As(err, &dns), errors.As(err, &record), errors.As(err, &alert), errors.As(err, &verify):
+		return true
+	case errors.As(err, &op) && op.Op == "dial": // the proxy's, too
+		return true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	// net/http's handshake timeout and its "server closed idle connection"
+	// (a new connection closed before the request was written) have
+	// unexported values.
+	msg := err.Error()
+	return strings.Contains(msg, "TLS handshake timeout") || strings.Contains(msg, "server closed idle connection")
 }
 
 // doError is the error of Client.Do for req, the request of redirect hop

@@ -2,7 +2,9 @@ package download
 
 import (
 	"context"
+	"net/http"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,3 +44,14 @@ func WritePart(dest string, data []byte, validator string) error {
 	}
 	return p.close()
 }
+
+// SetReleaseGrace sets how long a released host keeps its idle connections,
+// until t ends.
+func SetReleaseGrace(t testing.TB, d time.Duration) {
+	old := releaseGrace
+	releaseGrace = d
+	t.Cleanup(func() { releaseGrace = old })
+}
+
+// PoolTemplate is the Transport a Pool clones for each host.
+func PoolTemplate(p *Pool) *http.Transport { return p.template }

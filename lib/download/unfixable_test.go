@@ -14,8 +14,8 @@ import (
 
 // TestUnfixableFailsAtOnce: errors that no retry can fix cost one attempt,
 // not all the retries (a bad certificate, plain HTTP on an https URL, a
-// redirect to an unsupported scheme), while a refused connection is still
-// retried.
+// redirect to an unsupported scheme or to a malformed Location), while a
+// refused connection is still retried.
 func TestUnfixableFailsAtOnce(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 	tlsSrv := httptest.NewUnstartedServer(ok)           // its certificate is not in the client's roots
@@ -26,6 +26,16 @@ func TestUnfixableFailsAtOnce(t *testing.T) {
 	defer plain.Close()
 	toFTP := httptest.NewServer(http.RedirectHandler("ftp://127.0.0.1/file", http.StatusFound))
 	defer toFTP.Close()
+	badLocation := func(loc string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", loc)
+			w.WriteHeader(http.StatusFound)
+		}))
+	}
+	notURL := badLocation("http://bad host/file") // a space in the host
+	defer notURL.Close()
+	noHost := badLocation("http:///file")
+	defer noHost.Close()
 	closed := httptest.NewServer(ok)
 	closedURL := closed.URL
 	closed.Close()
@@ -37,6 +47,8 @@ func TestUnfixableFailsAtOnce(t *testing.T) {
 		{"certificate not trusted", tlsSrv.URL + "/f", "certificate", 1},
 		{"http answer to https", "https://" + strings.TrimPrefix(plain.URL, "http://") + "/f", "HTTP response to HTTPS client", 1},
 		{"redirect to ftp", toFTP.URL + "/f", "unsupported protocol scheme", 1},
+		{"redirect to a Location that is not a URL", notURL.URL + "/f", "Location", 1},
+		{"redirect to a URL without a host", noHost.URL + "/f", "without a host", 1},
 		{"connection refused is retried", closedURL + "/f", "refused", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

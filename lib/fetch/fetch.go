@@ -42,6 +42,7 @@ type CLI struct {
 	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory, created if missing (default: the current directory)."`
 	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host, redirect hops included."`
 	PerHost        int           `name:"per-host" default:"4" help:"Downloads at once from one host (host:port); every redirect hop counts against the host it goes to."`
+	HostFailures   int           `name:"host-failures" default:"20" placeholder:"N" help:"After N connection failures in a row on one host (refused, unreachable, DNS, connect or TLS handshake) with no response between, its other lines fail at once with 'host unreachable'; lines already running finish their retries. 0: never."`
 	Failed         string        `placeholder:"FILE" help:"Append each line that failed for good to FILE, after a '# reason' line; FILE is valid ckfetch input. Without it, the first failure stops the echo of later lines."`
 	Unordered      bool          `help:"Echo lines in completion order, not input order (for ckskip --set checkpoints)."`
 	Force          bool          `help:"Download even when the final file exists."`
@@ -164,6 +165,8 @@ func (c *CLI) Validate() error {
 		return errors.New("--per-host must be at least 1")
 	case c.Retries < 0:
 		return errors.New("--retries must not be negative")
+	case c.HostFailures < 0:
+		return errors.New("--host-failures must not be negative (0 turns host health off)")
 	case c.Window < 1:
 		return errors.New("--window must be at least 1")
 	case c.Sleep < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.ConnectTimeout < 0 || c.StallTimeout < 0:
@@ -211,12 +214,18 @@ func checkDir(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// newFetcher returns the Fetcher of a run, with the settings that load made.
-func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
+// newFetcher returns the run's Fetcher, with the settings that load made,
+// paced by s, and ties s to the client's connection pool: s releases hosts
+// out of play, the pool tells s of every connection's fate (host health).
+func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 	var limit *rate.Limiter
 	if c.LimitRate > 0 {
 		limit = download.NewRateLimit(int64(c.LimitRate))
 	}
+	pool := c.client.Transport.(*download.Pool)
+	s.pool = pool
+	s.setHealth(c.HostFailures)
+	pool.OnConn = s.connResult
 	return &download.Fetcher{
 		Client:       c.client,
 		Retries:      c.Retries,
@@ -224,7 +233,7 @@ func newFetcher(c *CLI, p download.Pacer, prog func(int64)) *download.Fetcher {
 		MaxBackoff:   c.MaxBackoff,
 		StallTimeout: c.StallTimeout,
 		Force:        c.Force,
-		Pacer:        p,
+		Pacer:        s,
 		Dirs:         &durable.DirSyncer{},
 		Root:         c.Dir,
 		Progress:     prog,

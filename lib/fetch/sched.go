@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ck-tools/ck/lib/download"
 )
 
 // sched owns the -j download slots, the --per-host counts and the pacing of
@@ -25,10 +27,24 @@ import (
 // Waiting for -sleep or Retry-After never holds a slot: such a host is
 // simply not eligible until its time comes, and a timer wakes the scheduler
 // then.
+//
+// When more hosts are in play than the connection pool keeps idle
+// connections for (download.SpareConns), the plain rule would make every
+// line of a list that interleaves its hosts open a new connection. Then a
+// slot given back by a host whose last request got a response goes to that
+// host's own oldest queued line if it can start now (see handOn): its
+// connection is warm. Within a host lines still start in input order, and
+// an older line of another host is passed over a bounded number of times.
+//
+// A host is in play while it has lines queued or running (a running line
+// backing off before a retry included); when it has neither, the pool is
+// told (hostIdle), and its state is forgotten as soon as its pauses are
+// over. Hosts that fail connections are counted in health (health.go).
 type sched struct {
 	perHost int
 	gap     time.Duration // -sleep
 	launch  func(*ticket) // runs a line's download once it holds its first slot
+	pool    hostPool      // told of hosts out of play; nil: none
 
 	inflight atomic.Int64 // slots held, for the progress display
 
@@ -41,6 +57,16 @@ type sched struct {
 	timerAt time.Time // when timer fires, zero if not armed
 	stopped bool
 	added   int
+
+	health    health
+	doomed    []*ticket // new lines of unreachable hosts, to fail at the next free slots
+	passes    int       // warm handoffs since the last one that went to the oldest line
+	maxPasses int
+}
+
+// hostPool is the part of download.Pool the scheduler drives.
+type hostPool interface {
+	Release(host string)
 }
 
 // ticket is a line in the scheduler: queued, or holding a slot.
@@ -51,6 +77,7 @@ type ticket struct {
 	fresh     bool          // holds a slot granted for a request not yet started
 	reserving bool          // holds its host's -sleep reservation
 	grant     chan struct{} // a retry or a redirect hop waiting for a slot: closed when it has one
+	dead      error         // its host is unreachable: its first attempt fails with this
 }
 
 // hostState is what the scheduler knows of one host (host:port).
@@ -58,6 +85,8 @@ type hostState struct {
 	name     string
 	queue    []*ticket // by input order
 	active   int       // slots held by its lines
+	lines    int       // lines launched and not done (holding a slot, or backing off)
+	warm     bool      // its last request got a response: it has a connection
 	reserved bool      // -sleep: one of its lines holds a slot but has not started its request yet
 	started  time.Time // the last request start
 	hold     time.Time // Retry-After: no start before
@@ -78,8 +107,14 @@ func (h *hostState) readyAt(gap time.Duration) time.Time {
 // the first add.
 func newSched(jobs, perHost int, gap time.Duration) *sched {
 	return &sched{perHost: perHost, gap: gap, free: jobs, hosts: map[string]*hostState{},
-		timed: hostHeap{byTime: true, gap: gap}}
+		timed: hostHeap{byTime: true, gap: gap}, maxPasses: passesPerJob * jobs}
 }
+
+// passesPerJob bounds the warm handoffs (see handOn): after passesPerJob ×
+// -j of them in a row that passed over an older line of another host, the
+// next slot goes by the plain rule, to the oldest line that can start. So a
+// line waits at most about passesPerJob more downloads' time than without.
+const passesPerJob = 8
 
 // sweepEvery is how many added lines separate two sweeps of idle hosts.
 const sweepEvery = 4096
@@ -97,8 +132,13 @@ func (s *sched) add(it *item) bool {
 		s.sweep(now)
 	}
 	h := s.host(it.host)
-	h.queue = append(h.queue, &ticket{it: it, host: h}) // the newest line so far
-	s.place(h, now)
+	t := &ticket{it: it, host: h}
+	if err := s.unreachable(it.host); err != nil {
+		s.doom(t, err)
+	} else {
+		h.queue = append(h.queue, t) // the newest line so far
+		s.place(h, now)
+	}
 	s.pump(now)
 	return true
 }
@@ -114,6 +154,10 @@ func (s *sched) stop() []*item {
 		s.timer.Stop()
 	}
 	var left []*item
+	for _, t := range s.doomed {
+		left = append(left, t.it)
+	}
+	s.doomed = nil
 	for _, h := range s.hosts {
 		for _, t := range h.queue {
 			if t.grant == nil {
@@ -140,6 +184,18 @@ func (s *sched) acquire(ctx context.Context, host string) (release func(), err e
 		return func() {}, nil // not a line of this run
 	}
 	s.mu.Lock()
+	if t.dead != nil { // its first attempt, with the slot it was launched with
+		s.mu.Unlock()
+		return nil, t.dead
+	}
+	if host != t.host.name {
+		// A redirect to a host known to be unreachable fails as its own
+		// lines do, without a request.
+		if err := s.unreachable(host); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
 	if !t.fresh || t.host.name != host {
 		if err := s.queueFor(ctx, t, host); err != nil {
 			s.mu.Unlock()
@@ -199,6 +255,8 @@ func (s *sched) done(t *ticket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.release(t)
+	t.host.lines--
+	s.idle(t.host)
 }
 
 // Wait is part of download.Pacer: it returns at once, since the scheduler
@@ -233,6 +291,7 @@ func (s *sched) release(t *ticket) {
 	}
 	now := time.Now()
 	s.place(h, now)
+	s.handOn(h, now)
 	s.pump(now)
 }
 
@@ -245,28 +304,75 @@ func (s *sched) pump(now time.Time) {
 	for s.timed.Len() > 0 && !s.timed.hosts[0].readyAt(s.gap).After(now) {
 		s.place(s.timed.hosts[0], now)
 	}
+	s.failDoomed()
 	for s.free > 0 && s.ready.Len() > 0 {
-		h := s.ready.hosts[0]
-		t := h.queue[0]
-		h.queue[0] = nil
-		h.queue = h.queue[1:]
-		s.free--
-		s.inflight.Add(1)
-		h.active++
-		t.slot, t.fresh = true, true
-		if s.gap > 0 {
-			t.reserving, h.reserved = true, true
-		}
-		s.place(h, now)
-		if t.grant != nil {
-			close(t.grant)
-			t.grant = nil
-		} else {
-			go s.launch(t)
-		}
+		s.passes = 0
+		s.start(s.ready.hosts[0], now)
 	}
 	if s.free > 0 && s.timed.Len() > 0 {
 		s.arm(s.timed.hosts[0].readyAt(s.gap), now)
+	}
+}
+
+// start gives a free slot to h's oldest queued line. s.mu is held, and h
+// can take a line now.
+func (s *sched) start(h *hostState, now time.Time) {
+	t := h.queue[0]
+	h.queue[0] = nil
+	h.queue = h.queue[1:]
+	s.free--
+	s.inflight.Add(1)
+	h.active++
+	t.slot, t.fresh = true, true
+	if s.gap > 0 {
+		t.reserving, h.reserved = true, true
+	}
+	s.place(h, now)
+	if t.grant != nil {
+		close(t.grant)
+		t.grant = nil
+	} else {
+		h.lines++
+		go s.launch(t)
+	}
+}
+
+// handOn gives the slot h just gave back to h's own oldest queued line, if
+// h can start it now and its last request got a response (its connection
+// is warm), when more hosts are in play than the pool keeps idle
+// connections for: the plain rule would then give the slot to a host whose
+// connection is gone, and h's would be closed before its next line's turn.
+// When this passes over an older line of another host, it counts against
+// maxPasses, after which the slot goes by the plain rule (pump). s.mu is
+// held.
+func (s *sched) handOn(h *hostState, now time.Time) {
+	if s.stopped || s.free == 0 || !h.warm || h.heap != &s.ready || len(s.doomed) > 0 ||
+		len(s.hosts) <= download.SpareConns {
+		return
+	}
+	if s.ready.hosts[0] != h { // an older line of another host could start
+		if s.passes >= s.maxPasses {
+			return
+		}
+		s.passes++
+	}
+	s.start(h, now)
+}
+
+// idle tells the pool of a host out of play, and forgets its state when
+// nothing needs it any more. s.mu is held.
+func (s *sched) idle(h *hostState) {
+	if len(h.queue) > 0 || h.lines > 0 {
+		return
+	}
+	if cur := s.hosts[h.name]; cur != nil && cur != h {
+		return // an old state of a host that has a new one (a doomed line's)
+	}
+	if s.pool != nil {
+		s.pool.Release(h.name)
+	}
+	if !h.readyAt(s.gap).After(time.Now()) && s.hosts[h.name] == h {
+		delete(s.hosts, h.name)
 	}
 }
 
@@ -317,9 +423,15 @@ func (s *sched) host(name string) *hostState {
 // requeue puts a line that asks again (a retry, a redirect hop) in the
 // queue of host, in input order. s.mu is held.
 func (s *sched) requeue(t *ticket, host string) {
-	// Its host may have been swept while the line backed off (it held no
-	// slot), and have a new state since.
-	t.host = s.host(host)
+	// The line is in play for the host it now asks, no more for the one it
+	// leaves (a redirect hop to another host). A host's state is looked up
+	// anew even for the same host: it may have a new one since.
+	if old := t.host; s.host(host) != old {
+		t.host = s.host(host)
+		old.lines--
+		t.host.lines++
+		s.idle(old)
+	}
 	q := t.host.queue
 	i := len(q)
 	for i > 0 && q[i-1].it.seq > t.it.seq {
@@ -345,10 +457,11 @@ func (s *sched) unqueue(t *ticket) {
 }
 
 // sweep forgets hosts with nothing queued or running whose pauses are over,
-// so the map does not grow with every host ever seen. s.mu is held.
+// so the map does not grow with every host ever seen: idle forgets most at
+// once, this those that still had a pause to wait then. s.mu is held.
 func (s *sched) sweep(now time.Time) {
 	for name, h := range s.hosts {
-		if len(h.queue) == 0 && h.active == 0 && !h.readyAt(s.gap).After(now) {
+		if len(h.queue) == 0 && h.lines == 0 && h.active == 0 && !h.readyAt(s.gap).After(now) {
 			delete(s.hosts, name)
 		}
 	}

@@ -1,0 +1,319 @@
+package download
+
+// The connection pool: one http.Transport per host, so that a host with work
+// keeps its connections whatever the others do, and a host without work
+// costs nothing.
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// SpareConns is how many connections over all hosts a Pool keeps open
+// beyond one per download slot (see Pool).
+const SpareConns = 16
+
+// releaseGrace is how long a host released by the scheduler keeps its idle
+// connections: a line of it may be on its way through the input.
+var releaseGrace = time.Second
+
+// Pool is the http.RoundTripper of the client NewClient returns. It sends
+// each request through a Transport of the request's own host (the
+// HostKey of its URL, which is also the key of ckfetch's
+// per-host limits), cloned from one template Transport that holds every
+// transport setting, with MaxIdleConnsPerHost the per-host limit and no cap
+// over all hosts that a busy host could lose its connections to. So a host
+// with lines queued or running keeps its connections, and over a run the
+// connections (and TLS handshakes) follow the hosts × the per-host limit,
+// not the requests.
+//
+// Memory and descriptors follow the hosts in play, not every host seen:
+//   - A host's Transport exists only while it has a request in flight, a
+//     connection being dialled or one open. The Transport of a host whose
+//     dials failed goes with its last request, and with it net/http's
+//     per-host state (the queues of requests that waited for a connection)
+//     that one shared Transport keeps for every host it ever dialled.
+//   - Release(host), which the scheduler calls when the host has nothing
+//     queued or running, closes its idle connections after releaseGrace
+//     unless it is used again meanwhile.
+//   - Open connections over all hosts, busy or idle, are kept to MaxOpen =
+//     jobs + SpareConns: a new connection or the end of a request that
+//     passes it closes the idle connections of the hosts least recently
+//     used. Busy ones are never closed; there are at most jobs of them, one
+//     per download slot.
+type Pool struct {
+	template *http.Transport
+	perHost  int
+	maxOpen  int
+
+	// OnConn, if set, is told of every request that got a response (err nil)
+	// and of every one that got none because no usable connection could be
+	// had (see ConnFailure: refused, unreachable, DNS, a connect or TLS
+	// handshake that failed, a new connection closed before any answer).
+	// Other errors, and requests cancelled or stalled, say nothing of the
+	// host and are not told. It is called with no lock of the Pool held.
+	OnConn func(host string, err error)
+
+	mu    sync.Mutex
+	hosts map[string]*poolHost
+	lru   list.List // of *poolHost, the most recently used first
+	open  int       // connections open over all hosts
+}
+
+// poolHost is one host's Transport and its counts.
+type poolHost struct {
+	key      string
+	tr       *http.Transport
+	elem     *list.Element // in Pool.lru
+	inflight int           // requests whose response body is not closed yet
+	dialing  int
+	open     int         // connections open
+	gone     bool        // dropped from the Pool: dials fail
+	released bool        // by the scheduler, and not used since
+	timer    *time.Timer // closes the idle connections of a released host
+}
+
+// idle is how many of h's open connections no request uses (for HTTP/2,
+// where one connection carries many requests, a low estimate).
+func (h *poolHost) idle() int { return max(0, h.open-h.inflight) }
+
+// NewPool returns a Pool whose hosts' Transports are clones of template,
+// for jobs downloads at once over all hosts and perHost at once per host.
+// template itself never makes a request.
+func NewPool(template *http.Transport, jobs, perHost int) *Pool {
+	return &Pool{template: template, perHost: perHost, maxOpen: jobs + SpareConns, hosts: map[string]*poolHost{}}
+}
+
+// MaxOpen is the number of open connections over which the pool closes
+// idle ones.
+func (p *Pool) MaxOpen() int { return p.maxOpen }
+
+// RoundTrip sends req through the Transport of its host.
+func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := hostOf(req.URL)
+	h := p.use(key)
+	resp, err := h.tr.RoundTrip(req)
+	if err != nil {
+		p.end(h)
+		if p.OnConn != nil && req.Context().Err() == nil && ConnFailure(err) {
+			p.OnConn(key, err)
+		}
+		return nil, err
+	}
+	resp.Body = &poolBody{ReadCloser: resp.Body, p: p, h: h}
+	if p.OnConn != nil {
+		p.OnConn(key, nil)
+	}
+	return resp, nil
+}
+
+// use returns the host of key, new if it has none, with one more request
+// in flight.
+func (p *Pool) use(key string) *poolHost {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[key]
+	if h == nil {
+		h = &poolHost{key: key}
+		h.tr = p.template.Clone()
+		h.tr.MaxIdleConns = 0 // this Transport has one host: MaxIdleConnsPerHost is its cap
+		h.tr.MaxIdleConnsPerHost = p.perHost
+		// And no more open at once than the per-host limit lets requests
+		// run: net/http would otherwise dial for a request that then gets a
+		// connection given back first, and keep both.
+		h.tr.MaxConnsPerHost = p.perHost
+		dial := h.tr.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		h.tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.dial(ctx, h, dial, network, addr)
+		}
+		h.elem = p.lru.PushFront(h)
+		p.hosts[key] = h
+	} else {
+		p.lru.MoveToFront(h.elem)
+	}
+	h.inflight++
+	if h.released {
+		h.released = false
+		h.timer.Stop()
+	}
+	return h
+}
+
+// end is called when a request of h has ended: its response body is
+// closed, or it got none.
+func (p *Pool) end(h *poolHost) {
+	p.mu.Lock()
+	h.inflight--
+	p.lru.MoveToFront(h.elem)
+	victims := p.trim()
+	p.drop(h)
+	p.mu.Unlock()
+	closeIdle(victims)
+}
+
+var errHostGone = errors.New("connection no longer needed")
+
+// dial opens a connection for h through dial, counted until it is closed.
+func (p *Pool) dial(ctx context.Context, h *poolHost, dial func(context.Context, string, string) (net.Conn, error), network, addr string) (net.Conn, error) {
+	p.mu.Lock()
+	if h.gone {
+		// net/http dials in the background and may start after the request
+		// that asked ended (it got another connection, or gave up): nothing
+		// would use this one.
+		p.mu.Unlock()
+		return nil, errHostGone
+	}
+	h.dialing++
+	p.mu.Unlock()
+	c, err := dial(ctx, network, addr)
+	p.mu.Lock()
+	h.dialing--
+	var victims []*poolHost
+	if err == nil {
+		h.open++
+		p.open++
+		c = &poolConn{Conn: c, p: p, h: h}
+		victims = p.trim()
+	} else {
+		p.drop(h)
+	}
+	p.mu.Unlock()
+	closeIdle(victims)
+	return c, err
+}
+
+// closed is called when a connection of h is closed.
+func (p *Pool) closed(h *poolHost) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h.open--
+	p.open--
+	p.drop(h)
+}
+
+// Release tells the pool that host has nothing queued or running: its idle
+// connections are closed after releaseGrace, unless a request of it comes
+// first. A host the pool does not hold is not remembered.
+func (p *Pool) Release(host string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[host]
+	if h == nil || h.released {
+		return
+	}
+	h.released = true
+	if h.timer == nil {
+		h.timer = time.AfterFunc(releaseGrace, func() { p.expire(h) })
+	} else {
+		h.timer.Reset(releaseGrace)
+	}
+}
+
+// expire closes the idle connections of h if it is still released.
+func (p *Pool) expire(h *poolHost) {
+	p.mu.Lock()
+	expired := h.released && !h.gone
+	p.mu.Unlock()
+	if expired {
+		h.tr.CloseIdleConnections()
+	}
+}
+
+// drop forgets h once it has nothing left: no request, dial or connection.
+// p.mu is held.
+func (p *Pool) drop(h *poolHost) {
+	if h.gone || h.inflight > 0 || h.dialing > 0 || h.open > 0 {
+		return
+	}
+	h.gone = true
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	p.lru.Remove(h.elem)
+	if p.hosts[h.key] == h {
+		delete(p.hosts, h.key)
+	}
+}
+
+// trim returns the hosts whose idle connections must close to bring the
+// open connections back to maxOpen: first hosts released (nothing queued or
+// running), then the least recently used. p.mu is held.
+func (p *Pool) trim() []*poolHost {
+	excess := p.open - p.maxOpen
+	if excess <= 0 {
+		return nil
+	}
+	var victims []*poolHost
+	for _, released := range []bool{true, false} {
+		for e := p.lru.Back(); e != nil && excess > 0; e = e.Prev() {
+			h := e.Value.(*poolHost)
+			if n := h.idle(); n > 0 && h.released == released {
+				victims = append(victims, h)
+				excess -= n
+			}
+		}
+	}
+	return victims
+}
+
+// closeIdle closes the idle connections of hosts, with no lock held (the
+// connections' Close calls back into the Pool).
+func closeIdle(hosts []*poolHost) {
+	for _, h := range hosts {
+		h.tr.CloseIdleConnections()
+	}
+}
+
+// Stats are a Pool's counts, for tests.
+type Stats struct {
+	Hosts int // hosts with a Transport
+	Open  int // connections open
+}
+
+// Stats returns the Pool's counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Hosts: len(p.hosts), Open: p.open}
+}
+
+// poolConn is a connection counted by its Pool until it is closed.
+type poolConn struct {
+	net.Conn
+	p    *Pool
+	h    *poolHost
+	once sync.Once
+}
+
+func (c *poolConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.p.closed(c.h) })
+	return err
+}
+
+// poolBody ends its request in the Pool when it is closed.
+type poolBody struct {
+	io.ReadCloser
+	p    *Pool
+	h    *poolHost
+	once sync.Once
+}
+
+func (b *poolBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.p.end(b.h) })
+	return err
+}
+
+// hostOf is the Pool's key of a URL's host, the scheduler's too.
+func hostOf(u *url.URL) string { return HostKey(u) }
