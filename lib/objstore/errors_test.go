@@ -1,0 +1,216 @@
+package objstore_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ck-tools/ck/lib/objstore"
+)
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   string
+		want   objstore.Class
+	}{
+		{503, "SlowDown", objstore.Retryable},
+		{500, "InternalError", objstore.Retryable},
+		{502, "", objstore.Retryable},
+		{0, "", objstore.Retryable},
+		{408, "", objstore.Retryable},
+		{429, "", objstore.Retryable},
+		{400, "RequestTimeout", objstore.Retryable},
+		{400, "BadDigest", objstore.Retryable},
+		{404, "NoSuchUpload", objstore.Retryable},
+		{403, "AccessDenied", objstore.Fatal},
+		{403, "Forbidden", objstore.Fatal},
+		{403, "InvalidAccessKeyId", objstore.Fatal},
+		{403, "SignatureDoesNotMatch", objstore.Fatal},
+		{400, "ExpiredToken", objstore.Fatal},
+		{404, "NoSuchBucket", objstore.Fatal},
+		{301, "PermanentRedirect", objstore.Fatal},
+		{400, "AuthorizationHeaderMalformed", objstore.Fatal},
+		{400, "KeyTooLongError", objstore.Final},
+		{400, "EntityTooLarge", objstore.Final},
+		{400, "InvalidDigest", objstore.Final},
+		{400, "", objstore.Final},
+		{404, "NoSuchKey", objstore.Final},
+	} {
+		if got := objstore.Classify(tc.status, tc.code); got != tc.want {
+			t.Errorf("Classify(%d, %q) = %v, want %v", tc.status, tc.code, got, tc.want)
+		}
+	}
+}
+
+func TestOwnerEncoding(t *testing.T) {
+	for _, u := range []string{
+		"https://example.org/a%20b?c=d",
+		"http://h/\x00\x01 \x7f\xff/é",
+		"",
+		"%",
+	} {
+		enc := objstore.EncodeOwner(u)
+		for i := 0; i < len(enc); i++ {
+			if enc[i] <= ' ' || enc[i] > '~' {
+				t.Errorf("EncodeOwner(%q) = %q has byte %#x", u, enc, enc[i])
+			}
+		}
+		if got := objstore.DecodeOwner(enc); got != u {
+			t.Errorf("DecodeOwner(EncodeOwner(%q)) = %q", u, got)
+		}
+	}
+	long := strings.Repeat("é", 400) // 800 bytes, 2400 escaped
+	if o := objstore.Owner(long); !strings.HasPrefix(o, "sha256:") || len(o) != 7+64 {
+		t.Errorf("Owner of a long URL = %q, want sha256:HEX", o)
+	}
+	if o := objstore.Owner("https://example.org/x"); o != "https://example.org/x" {
+		t.Errorf("Owner of a short URL = %q", o)
+	}
+}
+
+func TestPathStyle(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		want     bool
+	}{
+		{"http://127.0.0.1:8333", true},
+		{"http://[::1]:9000", true},
+		{"http://localhost:9000", true},
+		{"http://minio:9000", true},
+		{"https://s3.example.com", false},
+		{"https://storage.googleapis.com", false},
+	} {
+		if got := objstore.NeedsPathStyle(tc.endpoint); got != tc.want {
+			t.Errorf("NeedsPathStyle(%q) = %v, want %v", tc.endpoint, got, tc.want)
+		}
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct{ in, bucket, prefix string }{
+		{"s3://b", "b", ""},
+		{"s3://b/", "b", ""},
+		{"s3://b/p/q/", "b", "p/q"},
+	} {
+		b, p, err := objstore.ParseURL(tc.in)
+		if err != nil || b != tc.bucket || p != tc.prefix {
+			t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tc.in, b, p, err, tc.bucket, tc.prefix)
+		}
+	}
+	for _, in := range []string{"s3://", "s3:///p", "http://b/p", "/tmp/x"} {
+		if _, _, err := objstore.ParseURL(in); err == nil {
+			t.Errorf("ParseURL(%q) succeeded", in)
+		}
+	}
+}
+
+// fakeS3 answers the two listings Open makes with empty lists, and every
+// PUT with the status and S3 error code given.
+func fakeS3(t *testing.T, status int, code string) (*httptest.Server, *atomic.Int32) {
+	var puts atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == "GET" && r.URL.Query().Has("uploads"):
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`))
+		case r.Method == "GET":
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>b</Name><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>`))
+		case r.Method == "PUT":
+			puts.Add(1)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(status)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>try later</Message></Error>`))
+		default:
+			http.Error(w, "unexpected", 400)
+		}
+	})
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s, &puts
+}
+
+func fakeEnv(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fakeSecretFakeSecretFakeSecret")
+	t.Setenv("AWS_REGION", "us-east-1")
+}
+
+func smallFile(t *testing.T) *os.File {
+	name := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(name, []byte("hello"), 0o600)
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// TestPutRetryableAnswers: 503 SlowDown and 500 are retryable, and Put
+// sends one request for them (the caller's backoff retries).
+func TestPutRetryableAnswers(t *testing.T) {
+	fakeEnv(t)
+	for _, tc := range []struct {
+		status int
+		code   string
+		class  objstore.Class
+	}{
+		{503, "SlowDown", objstore.Retryable},
+		{500, "InternalError", objstore.Retryable},
+		{400, "EntityTooLarge", objstore.Final},
+		{403, "AccessDenied", objstore.Fatal},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			srv, puts := fakeS3(t, tc.status, tc.code)
+			s, err := objstore.Open(context.Background(), "s3://b/p", objstore.Options{Endpoint: srv.URL})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			err = s.Put(context.Background(), "n", smallFile(t), 5, "u")
+			if c, _ := objstore.ClassOf(err); c != tc.class {
+				t.Fatalf("Put against %d %s = %v (class %v), want %v", tc.status, tc.code, err, c, tc.class)
+			}
+			if !strings.Contains(err.Error(), tc.code) || strings.Contains(err.Error(), "fakeSecret") {
+				t.Errorf("message %q: want the code, no secret", err)
+			}
+			if n := puts.Load(); n != 1 {
+				t.Errorf("%d PUT requests, want 1 (no retries inside)", n)
+			}
+		})
+	}
+}
+
+// TestPutConnectionRefused: a server gone after Open gives a retryable
+// error.
+func TestPutConnectionRefused(t *testing.T) {
+	fakeEnv(t)
+	srv, _ := fakeS3(t, 200, "")
+	s, err := objstore.Open(context.Background(), "s3://b/p", objstore.Options{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	err = s.Put(context.Background(), "n", smallFile(t), 5, "u")
+	if !objstore.IsRetryable(err) {
+		t.Fatalf("Put to a closed server = %v, want retryable", err)
+	}
+}
+
+func TestOpenBadDestination(t *testing.T) {
+	fakeEnv(t)
+	for _, d := range []string{"s3://", "http://b/p"} {
+		_, err := objstore.Open(context.Background(), d, objstore.Options{Endpoint: "http://127.0.0.1:1"})
+		if !objstore.IsFatal(err) {
+			t.Errorf("Open(%q) = %v, want fatal", d, err)
+		}
+	}
+	_, err := objstore.Open(context.Background(), "s3://b/p", objstore.Options{Endpoint: "127.0.0.1:9000"})
+	if !objstore.IsFatal(err) || !strings.Contains(err.Error(), "not an http") {
+		t.Errorf("Open with endpoint without scheme = %v", err)
+	}
+}
