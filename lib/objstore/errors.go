@@ -155,7 +155,7 @@ var retryableCodes = map[string]bool{
 	"BadDigest": true, "XAmzContentSHA256Mismatch": true,
 	// The multipart upload is gone (aborted elsewhere, or expired): the
 	// next Put starts a new one.
-	"NoSuchUpload": true,
+	"NoSuchUpload":   true,
 	"IncompleteBody": true,
 }
 
