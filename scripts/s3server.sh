@@ -181,6 +181,10 @@ start() {
 	export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-ck$(genkey 18)}
 	export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-$(genkey 40)}
 	export S3_BUCKET=${S3_BUCKET:-ck}
+	local v
+	for v in "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$S3_BUCKET"; do
+		case $v in *[!A-Za-z0-9+/=._-]*) fail "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and S3_BUCKET may hold only A-Z a-z 0-9 + / = . _ -" ;; esac
+	done
 
 	# master, volume, filer, s3 and admin each listen on PORT and PORT+10000;
 	# s3's own gRPC port is given too, as a port of its own.
@@ -197,7 +201,7 @@ start() {
 			-s3.port="$s3port" -s3.port.grpc="$s3grpc" -s3.port.iceberg=0 -s3.port.lance=0 \
 			-admin.port="$aport" -admin.port.grpc=$((aport + 10000)) -admin.port.legacy=0 -admin.ui=false \
 			-master.telemetry=false -webdav=false -s3.autoCreateBucket=false \
-			-bucket="$S3_BUCKET" -filer.localSocket="$dir/filer.sock" -s3.localSocket="$dir/s3.sock"
+			-bucket="$S3_BUCKET"
 	) </dev/null >"$dir/weed.log" 2>&1 &
 	local pid=$!
 	local i

@@ -98,7 +98,7 @@ type Store struct {
 	secrets   []string // credential strings no message may contain
 
 	mu        sync.Mutex
-	open      map[string]string     // upload ID -> key, uploads this process has open
+	open      map[string]openUpload // upload ID -> the uploads this process has open
 	leftovers map[string][]leftover // key -> uploads open when the Store was opened
 }
 
@@ -136,7 +136,7 @@ func Open(ctx context.Context, dest string, o Options) (*Store, error) {
 		bucket:    bucket,
 		threshold: o.MultipartThreshold,
 		partSize:  o.PartSize,
-		open:      map[string]string{},
+		open:      map[string]openUpload{},
 	}
 	if prefix != "" {
 		s.prefix = prefix + "/"

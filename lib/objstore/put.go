@@ -59,26 +59,36 @@ func (s *Store) listLeftovers(ctx context.Context) error {
 	return nil
 }
 
-// takeLeftovers returns and forgets the uploads of key that were open when
-// the Store was opened, and the one this process left open in an earlier
-// Put of key that failed, newest first.
+// takeLeftovers returns the uploads of key that were open when the Store
+// was opened, and those this process left open in earlier Puts of key that
+// failed, newest first. From now on they count as this process's own: a
+// retried Put finds them again, and AbortOpenUploads aborts them.
 func (s *Store) takeLeftovers(key string) []leftover {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.leftovers[key]
+	for _, l := range s.leftovers[key] {
+		s.open[l.id] = openUpload{key: key, initiated: l.initiated}
+	}
 	delete(s.leftovers, key)
-	for id, k := range s.open {
-		if k == key {
-			l = append(l, leftover{id: id, initiated: time.Now()})
+	var l []leftover
+	for id, u := range s.open {
+		if u.key == key {
+			l = append(l, leftover{id: id, initiated: u.initiated})
 		}
 	}
-	sort.SliceStable(l, func(i, j int) bool { return l[i].initiated.After(l[j].initiated) })
+	sort.Slice(l, func(i, j int) bool { return l[i].initiated.After(l[j].initiated) })
 	return l
+}
+
+// openUpload is a multipart upload this process has open.
+type openUpload struct {
+	key       string
+	initiated time.Time
 }
 
 func (s *Store) track(id, key string) {
 	s.mu.Lock()
-	s.open[id] = key
+	s.open[id] = openUpload{key: key, initiated: time.Now()}
 	s.mu.Unlock()
 }
 
@@ -107,8 +117,8 @@ func (s *Store) abort(ctx context.Context, key, id string) error {
 func (s *Store) AbortOpenUploads(ctx context.Context) error {
 	s.mu.Lock()
 	open := make(map[string]string, len(s.open))
-	for id, k := range s.open {
-		open[id] = k
+	for id, u := range s.open {
+		open[id] = u.key
 	}
 	s.mu.Unlock()
 	var first error
@@ -194,11 +204,12 @@ func (s *Store) putMultipart(ctx context.Context, key, u string, f *os.File, siz
 	psize := s.partSizeFor(size)
 	nparts := int32((size + psize - 1) / psize)
 
-	// Resume the newest open upload of key, abort the others.
+	// Resume the newest open upload of key that is still there, abort
+	// the others.
 	var id string
 	have := map[int32]types.Part{}
-	for i, l := range old {
-		if i > 0 {
+	for _, l := range old {
+		if id != "" {
 			if err := s.abort(ctx, key, l.id); err != nil {
 				return err
 			}
@@ -206,14 +217,13 @@ func (s *Store) putMultipart(ctx context.Context, key, u string, f *os.File, siz
 		}
 		parts, err := s.listParts(ctx, key, l.id)
 		if err != nil {
-			if status(err) != 404 { // NoSuchUpload: start a new one
+			if status(err) != 404 { // NoSuchUpload: gone, try the next
 				return s.wrap("put", u, err)
 			}
 			s.untrack(l.id)
 			continue
 		}
 		id, have = l.id, parts
-		s.track(id, key)
 	}
 	if id == "" {
 		out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
