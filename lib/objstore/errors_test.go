@@ -214,3 +214,47 @@ func TestOpenBadDestination(t *testing.T) {
 		t.Errorf("Open with endpoint without scheme = %v", err)
 	}
 }
+
+// TestOpenFollowsBucketRegion: with no region configured, a wrong-region
+// answer that names the bucket's region (as AWS sends it) is asked again
+// there, and later requests are signed for that region.
+func TestOpenFollowsBucketRegion(t *testing.T) {
+	fakeEnv(t)
+	os.Unsetenv("AWS_REGION")
+	var scopes []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		scopes = append(scopes, auth)
+		if !strings.Contains(auth, "/eu-west-1/s3/") {
+			w.Header().Set("X-Amz-Bucket-Region", "eu-west-1")
+			w.WriteHeader(301)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>wrong region</Message></Error>`))
+			return
+		}
+		switch {
+		case r.Method == "GET" && r.URL.Query().Has("uploads"):
+			w.Write([]byte(`<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`))
+		case r.Method == "GET":
+			w.Write([]byte(`<ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>`))
+		case r.Method == "HEAD":
+			w.WriteHeader(404)
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	s, err := objstore.Open(context.Background(), "s3://b/p", objstore.Options{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if found, _, err := s.Stat(context.Background(), "x"); err != nil || found {
+		t.Fatalf("Stat = %v, %v; want not found", found, err)
+	}
+	if len(scopes) != 4 {
+		t.Fatalf("%d requests, want 4 (list, list again in eu-west-1, uploads, head)", len(scopes))
+	}
+	// And an explicit region is not second-guessed: the redirect is fatal.
+	_, err = objstore.Open(context.Background(), "s3://b/p", objstore.Options{Endpoint: srv.URL, Region: "us-west-2"})
+	if !objstore.IsFatal(err) || !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Fatalf("Open with the wrong explicit region = %v, want fatal, naming AWS_REGION", err)
+	}
+}
