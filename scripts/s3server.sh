@@ -19,7 +19,7 @@
 # free and below 55535, every port flag passed), starts `weed mini` with
 # telemetry, WebDAV, the admin UI and automatic bucket creation off, the
 # credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (generated when
-# unset) and the bucket S3_BUCKET (default "ck") created, waits until a signed
+# unset) and the bucket S3_BUCKET (default "ck-bucket") created, waits until a signed
 # ListObjectsV2 of the bucket answers 200, and writes DIR/s3.env for `.` in
 # sh, with these variables:
 #     S3_ENDPOINT=http://127.0.0.1:PORT  AWS_ACCESS_KEY_ID=…  AWS_SECRET_ACCESS_KEY=…
@@ -152,14 +152,14 @@ genkey() {
 	printf '%s\n' "${s:0:$1}"
 }
 
-# ready reports whether a signed ListObjectsV2 of the bucket answers 200.
-ready() {
-	local code
-	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-		--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
-		"http://127.0.0.1:$s3port/$S3_BUCKET?list-type=2&max-keys=1") || true
-	[ "$code" = 200 ]
+# list_code prints the status of a signed ListObjectsV2 of the bucket (000
+# when nothing answers).
+list_code() {
+	# The credentials go to curl on stdin, not on its command line (ps).
+	printf 'user = "%s:%s"\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" |
+		curl -K - -s -o /dev/null -w '%{http_code}' --max-time 5 \
+		--aws-sigv4 "aws:amz:us-east-1:s3" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+		"http://127.0.0.1:$s3port/$S3_BUCKET?list-type=2&max-keys=1" || true
 }
 
 start() {
@@ -180,11 +180,15 @@ start() {
 
 	export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-ck$(genkey 18)}
 	export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-$(genkey 40)}
-	export S3_BUCKET=${S3_BUCKET:-ck}
+	export S3_BUCKET=${S3_BUCKET:-ck-bucket}
 	local v
 	for v in "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$S3_BUCKET"; do
 		case $v in *[!A-Za-z0-9+/=._-]*) fail "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and S3_BUCKET may hold only A-Z a-z 0-9 + / = . _ -" ;; esac
 	done
+	case $S3_BUCKET in
+	*[!a-z0-9.-]* | ? | ?? | [.-]* | *[.-]) fail "S3_BUCKET=$S3_BUCKET is no valid bucket name (3 to 63 of a-z 0-9 . -, starting and ending with a letter or digit)" ;;
+	esac
+	[ ${#S3_BUCKET} -le 63 ] || fail "S3_BUCKET=$S3_BUCKET is longer than 63 characters"
 
 	# master, volume, filer, s3 and admin each listen on PORT and PORT+10000;
 	# s3's own gRPC port is given too, as a port of its own.
@@ -204,19 +208,20 @@ start() {
 			-bucket="$S3_BUCKET"
 	) </dev/null >"$dir/weed.log" 2>&1 &
 	local pid=$!
-	local i
+	local i code missing=0
 	for i in $(seq 1 240); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			tail -n 20 "$dir/weed.log" >&2 || true
 			skip "weed mini exited at start (log: $dir/weed.log)"
 		fi
-		if ready; then
-			break
-		fi
-		if [ "$i" -eq 240 ]; then
+		code=$(list_code)
+		[ "$code" = 200 ] && break
+		# 404: the server is up but the bucket is not there (yet).
+		[ "$code" = 404 ] && missing=$((missing + 1))
+		if [ "$i" -eq 240 ] || [ $missing -ge 20 ]; then
 			kill -KILL "$pid" 2>/dev/null || true
-			tail -n 20 "$dir/weed.log" >&2 || true
-			skip "weed mini did not answer a signed ListObjectsV2 of $S3_BUCKET within 120 s (log: $dir/weed.log)"
+			grep -i 'bucket' "$dir/weed.log" | tail -n 5 >&2 || true
+			skip "weed mini did not answer 200 to a signed ListObjectsV2 of $S3_BUCKET (last status $code; log: $dir/weed.log)"
 		fi
 		sleep 0.5
 	done

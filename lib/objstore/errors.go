@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/aws/smithy-go"
@@ -109,19 +110,23 @@ func (s *Store) wrap(op, u string, err error) error {
 	case e.Status == 0:
 		// No answer: show the transport's reason without the SDK's
 		// "operation error S3: PutObject, https response error" framing.
+		var ue *url.Error
 		var oe *smithy.OperationError
-		inner := err
-		if errors.As(err, &oe) {
-			inner = oe.Err
+		switch {
+		case errors.As(err, &ue):
+			e.msg = ue.Err.Error()
+		case errors.As(err, &oe):
+			e.msg = oe.Err.Error()
+		default:
+			e.msg = err.Error()
 		}
-		e.msg = inner.Error()
 	default:
 		e.msg = fmt.Sprintf("%d", e.Status)
 		if e.Code != "" {
 			e.msg += " " + e.Code
 		}
 		if api != nil && api.ErrorMessage() != "" {
-			e.msg += ": " + api.ErrorMessage()
+			e.msg += " (" + strings.TrimRight(strings.TrimSpace(api.ErrorMessage()), ".") + ")"
 		}
 	}
 	if a := s.advice(op, e); a != "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -154,9 +155,15 @@ func TestPutNotVisibleBeforeWhole(t *testing.T) {
 }
 
 // interrupt runs a Put of a 12 MiB file whose context is cancelled once
-// part 1 is in, and checks it leaves one upload open.
+// part 1 is in, and checks it leaves one upload open and the object as it
+// was (absent, or with its earlier bytes).
 func interrupt(t *testing.T, s *objstore.Store, name string, f *os.File, size int64) {
 	t.Helper()
+	var before []byte
+	existed := exists(t, s.Key(name))
+	if existed {
+		before = getObject(t, s.Key(name))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	restore := objstore.SetAfterPartHook(func(p int32) {
@@ -169,8 +176,11 @@ func interrupt(t *testing.T, s *objstore.Store, name string, f *os.File, size in
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Put = %v, want context.Canceled", err)
 	}
-	if exists(t, s.Key(name)) {
+	switch {
+	case !existed && exists(t, s.Key(name)):
 		t.Fatal("object visible after an interrupted upload")
+	case existed && !bytes.Equal(getObject(t, s.Key(name)), before):
+		t.Fatal("object changed by an interrupted upload")
 	}
 	if n := openUploads(prefix(t)); n != 1 {
 		t.Fatalf("%d uploads open after the interrupted Put, want 1", n)
@@ -346,6 +356,7 @@ func TestOpenFatal(t *testing.T) {
 				t.Errorf("error is not fatal: %v", err)
 			}
 			msg := err.Error()
+			t.Logf("message: %s", msg)
 			for _, w := range tc.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message %q lacks %q", msg, w)
@@ -363,6 +374,7 @@ func TestOpenFatal(t *testing.T) {
 func TestOpenUnreachable(t *testing.T) {
 	needServer(t) // for the credentials in the environment
 	_, err := objstore.Open(context.Background(), dest(t), objstore.Options{Endpoint: "http://127.0.0.1:1"})
+	t.Logf("message: %v", err)
 	if err == nil || !objstore.IsFatal(err) || !strings.Contains(err.Error(), "right endpoint") {
 		t.Fatalf("Open of a closed port = %v, want a fatal error naming the endpoint", err)
 	}
@@ -420,5 +432,27 @@ func TestObjectErrorIsFinal(t *testing.T) {
 	}
 	if err := s.Put(context.Background(), "ok", f, int64(len(want)), "u"); err != nil {
 		t.Fatalf("Put after a final error: %v", err)
+	}
+}
+
+// TestPutMultipartMemory: parts are streamed from the file, not buffered:
+// storing a 30 MiB file in six 5 MiB parts allocates less than one part.
+func TestPutMultipartMemory(t *testing.T) {
+	s := open(t, small)
+	f, want := randomFile(t, 30*mib)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := s.Put(context.Background(), "mem", f, int64(len(want)), "u"); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("Put of %d bytes allocated %d bytes", len(want), alloc)
+	if alloc >= 5*mib {
+		t.Fatalf("Put of a 30 MiB file allocated %d bytes, want less than one 5 MiB part", alloc)
+	}
+	if b := getObject(t, s.Key("mem")); !bytes.Equal(b, want) {
+		t.Fatal("object differs from the file")
 	}
 }
