@@ -11,7 +11,7 @@
 # build: SeaweedFS's go.mod has replace directives, so `go install …@VERSION`
 # refuses it. The module is fetched with `go mod download -json`, its
 # directory copied to a writable place and `./weed` built there, under
-# `nice -n 19` (it takes about 10 minutes on 2 cores and makes a 230 MB
+# `nice -n 19` (16 CPU-minutes: about 8 minutes on 2 idle cores, far more on a busy machine; a 230 MB
 # binary), into ${XDG_CACHE_HOME:-~/.cache}/ck/weed-VERSION. A binary already
 # there is reused. Set WEED=PATH to use a weed binary of your own.
 #
@@ -98,7 +98,7 @@ build_weed() {
 			return
 		fi
 	fi
-	info "building weed $version into $bin (about 10 minutes on 2 cores, once)"
+	info "building weed $version into $bin (16 CPU-minutes: 8 or more minutes on 2 cores, once)"
 	local json dir
 	json=$(go mod download -json "$module@$version") || skip "go mod download $module@$version failed (no module proxy?)"
 	dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
