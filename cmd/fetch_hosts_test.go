@@ -110,29 +110,14 @@ func TestFetchDeadHostsMemory(t *testing.T) {
 		dir := shmDir(t)
 		stdin := deadLines(t, dir, n, port)
 		p := startFetch(t, dir, stdin, "-q", "-d", "out", "--retries", "0", "-j", "16", "--window", "1000", "--failed", "failed.txt")
-		var peak atomic.Int64
-		polled := make(chan struct{})
-		go func() {
-			defer close(polled)
-			status := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
-			for !p.ended() {
-				if k := vmHWM(status); k > peak.Load() {
-					peak.Store(k)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+		peak := pollPeakRSS(t, p)
 		out := p.rest()
 		st := how(p.wait(watchdog))
-		<-polled
-		if peak.Load() == 0 {
-			t.Skip("no VmHWM in /proc/PID/status on this system")
-		}
 		failed := strings.Count(string(read(t, filepath.Join(dir, "failed.txt"))), "\n# ") + 1
 		if st != "exit 1" || out != "" || failed != n {
 			t.Fatalf("%d dead hosts: %s, stdout %q, %d lines in --failed; want exit 1, nothing echoed, %d failed", n, st, out, failed, n)
 		}
-		kib[i] = peak.Load()
+		kib[i] = peak()
 	}
 	t.Logf("peak RSS: %d KiB for %d dead hosts, %d KiB for %d", kib[0], few, kib[1], many)
 	if float64(kib[1]) > factor*float64(kib[0]) {

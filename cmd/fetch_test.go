@@ -472,6 +472,16 @@ func peakRSS(t *testing.T, srv *fetchtest.Server, head string, n int, args ...st
 	dir := shmDir(t)
 	stdin := memoryLines(t, dir, srv.URL, head, n)
 	p := startFetch(t, dir, stdin, append([]string{"-q", "-d", "out"}, args...)...)
+	peak := pollPeakRSS(t, p)
+	out := p.rest()
+	ps := p.wait(watchdog)
+	return peak(), out, how(ps)
+}
+
+// pollPeakRSS samples the peak RSS (VmHWM) of p every 20 ms until it ends.
+// The function it returns, called once p has ended, waits for the sampler
+// and returns the peak in KiB; it skips the test where /proc has none.
+func pollPeakRSS(t *testing.T, p *proc) func() int64 {
 	var peak atomic.Int64
 	polled := make(chan struct{})
 	go func() {
@@ -484,13 +494,13 @@ func peakRSS(t *testing.T, srv *fetchtest.Server, head string, n int, args ...st
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	out := p.rest()
-	ps := p.wait(watchdog)
-	<-polled
-	if peak.Load() == 0 {
-		t.Skip("no VmHWM in /proc/PID/status on this system")
+	return func() int64 {
+		<-polled
+		if peak.Load() == 0 {
+			t.Skip("no VmHWM in /proc/PID/status on this system")
+		}
+		return peak.Load()
 	}
-	return peak.Load(), out, how(ps)
 }
 
 // vmHWM returns the VmHWM of a /proc/PID/status file in KiB, 0 if unknown.
