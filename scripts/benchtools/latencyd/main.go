@@ -324,17 +324,36 @@ func verify(list, dir string) (string, error) {
 // ---- serve ----
 
 type stats struct {
-	conns, open, maxOpen     atomic.Int64
-	requests, bytes          atomic.Int64
-	handshakes, resumed      atomic.Int64
-	notFound                 atomic.Int64
-	maxPerHost               atomic.Int64
-	perHost                  map[netip.Addr]*atomic.Int64 // open connections, per live host
-	seq                      int64                        // writes of the stats file (under mu)
-	mu                       sync.Mutex
-	start                    time.Time
-	statsFile                string
-	listenerCount, liveHosts int
+	conns, open, maxOpen atomic.Int64
+	requests, bytes      atomic.Int64
+	handshakes, resumed  atomic.Int64
+	notFound             atomic.Int64
+	maxPerHost           atomic.Int64
+	perHost              map[netip.Addr]*atomic.Int64 // open connections, per live host
+	seq                  int64                        // writes of the stats file (under mu)
+	mu                   sync.Mutex
+	start                time.Time
+	statsFile            string
+	liveHosts            int
+}
+
+// liveAddrs lists the addresses of the live hosts.
+func liveAddrs(hosts, live int) []netip.Addr {
+	var addrs []netip.Addr
+	for i := 0; i < hosts; i++ {
+		if isLive(i, hosts, live) {
+			addrs = append(addrs, hostAddr(i))
+		}
+	}
+	return addrs
+}
+
+func newStats(addrs []netip.Addr, statsFile string) *stats {
+	st := &stats{start: time.Now(), statsFile: statsFile, perHost: map[netip.Addr]*atomic.Int64{}, liveHosts: len(addrs)}
+	for _, a := range addrs {
+		st.perHost[a] = new(atomic.Int64)
+	}
+	return st
 }
 
 func raise(max *atomic.Int64, v int64) {
@@ -472,16 +491,8 @@ func serveMain(args []string) int {
 		return fail("-live %d needs %d descriptors for its listeners plus the connections, and the limit is %d (ulimit -n)", *live, *live, lim.Cur)
 	}
 
-	st := &stats{start: time.Now(), statsFile: *statsFile, perHost: map[netip.Addr]*atomic.Int64{}}
-	var addrs []netip.Addr
-	for i := 0; i < *hosts; i++ {
-		if isLive(i, *hosts, *live) {
-			a := hostAddr(i)
-			addrs = append(addrs, a)
-			st.perHost[a] = new(atomic.Int64)
-		}
-	}
-	st.liveHosts = len(addrs)
+	addrs := liveAddrs(*hosts, *live)
+	st := newStats(addrs, *statsFile)
 
 	var cfg *tls.Config
 	if *useTLS {
@@ -498,20 +509,7 @@ func serveMain(args []string) int {
 	}
 	bindTime := time.Since(t0)
 
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { st.serve(w, r) }),
-		ConnState:         st.connState,
-		ReadHeaderTimeout: time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		Protocols:         &protos,
-		// Handshake errors of clients that gave up are noise, not news.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	for _, ln := range lns {
-		go srv.Serve(&modelListener{Listener: ln, rtt: *rtt, cfg: cfg})
-	}
+	srv := startServing(lns, *rtt, cfg, st)
 	if *ready != "" {
 		if err := writeAtomic(*ready, strconv.Itoa(p)+"\n"); err != nil {
 			return fail("%v", err)
@@ -553,6 +551,26 @@ loop:
 		return 1
 	}
 	return code
+}
+
+// startServing serves HTTP/1.1 (HTTPS with cfg) on every listener through
+// the network model, counting in st.
+func startServing(lns []net.Listener, rtt time.Duration, cfg *tls.Config, st *stats) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(st.serve),
+		ConnState:         st.connState,
+		ReadHeaderTimeout: time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		Protocols:         &protos,
+		// Handshake errors of clients that gave up are noise, not news.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	for _, ln := range lns {
+		go srv.Serve(&modelListener{Listener: ln, rtt: rtt, cfg: cfg})
+	}
+	return srv
 }
 
 var octet = []string{"application/octet-stream"}
