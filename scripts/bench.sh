@@ -200,21 +200,21 @@ run_timed() {
 	R_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
 	R_CPU=$(echo "$line" | awk '{printf "%.3f", $1+$2}')
 	R_RSS=$(echo "$line" | awk '{print $3}')
-	R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX=
+	R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX= R_SCPU=
 	return "$rc"
 }
 
 # run_stat CMD: as run_timed, under runstat (scripts/benchtools/runstat),
 # with latencyd running; also sets R_FDS, R_THR (peaks over the command's
 # processes), R_CONNS, R_HS (connections and TLS handshakes the server
-# accepted during the run) and R_HOSTMAX (most connections open at once on
-# one host). R_RSS is the larger of the biggest process's peak and the
+# accepted during the run), R_HOSTMAX (most connections open at once on
+# one host) and R_SCPU (the server's CPU seconds during the run). R_RSS is the larger of the biggest process's peak and the
 # sampled peak of the sum over all processes (xargs -P curl).
 run_stat() {
-	local sf=$DISK_DIR/runstat.out rc=0 c0 h0
+	local sf=$DISK_DIR/runstat.out rc=0 c0 h0 s0
 	rm -f "$sf"
 	lat_stats USR2
-	c0=$L_CONNS h0=$L_HS
+	c0=$L_CONNS h0=$L_HS s0=$L_CPU
 	setsid "$BIN/runstat" -o "$sf" -timeout "${NET_TIMEOUT}s" -- bash -c "$1" &
 	CHILD=$!
 	wait "$CHILD" || rc=$?
@@ -222,15 +222,21 @@ run_stat() {
 	lat_stats USR1
 	local wall cpu maxrss sumrss fds thr procs st
 	if ! read -r wall cpu maxrss sumrss fds thr procs st <"$sf"; then
-		R_WALL=0 R_CPU=0 R_RSS=0 R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX=
+		R_WALL=0 R_CPU=0 R_RSS=0 R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX= R_SCPU=
 		return "$((rc ? rc : 2))"
 	fi
 	R_WALL=$wall R_CPU=$cpu R_RSS=$((maxrss > sumrss ? maxrss : sumrss)) R_FDS=$fds R_THR=$thr
 	R_CONNS=$((L_CONNS - c0)) R_HS=$((L_HS - h0)) R_HOSTMAX=$L_HOSTMAX
+	R_SCPU=$(awk -v a="$s0" -v b="$L_CPU" 'BEGIN{printf "%.2f", b-a}')
+	if [ "$rc" != 0 ] && [ -s "${NET_ERR-}" ]; then
+		say "exit status $rc; the end of its stderr:"
+		tail -n 3 "$NET_ERR" >&2
+	fi
+	rm -f "${NET_ERR-}"
 	return "$rc"
 }
 
-declare -A CMD LABEL SHORT UNITS WALLS CPUS RSSS NFAIL NRUN WHY FAILOK FDSS THRS CONNSS HSS HOSTMAXS
+declare -A CMD LABEL SHORT UNITS WALLS CPUS RSSS NFAIL NRUN WHY FAILOK FDSS THRS CONNSS HSS HOSTMAXS SCPUS
 RUNNER=run_timed # how interleave runs a tool: run_timed, or run_stat (with latencyd)
 # Each tool id has CMD[id] (a bash command), LABEL[id], UNITS[id] (items its
 # rate counts), and optional functions prep_ID (untimed, before each run) and
@@ -247,7 +253,7 @@ interleave() {
 	local ids=("$@")
 	for id in "${ids[@]}"; do
 		WALLS[$id]= CPUS[$id]= RSSS[$id]= NFAIL[$id]=0 WHY[$id]= NRUN[$id]=$rounds
-		FDSS[$id]= THRS[$id]= CONNSS[$id]= HSS[$id]= HOSTMAXS[$id]=
+		FDSS[$id]= THRS[$id]= CONNSS[$id]= HSS[$id]= HOSTMAXS[$id]= SCPUS[$id]=
 	done
 	for ((r = 0; r < rounds; r++)); do
 		for ((i = 0; i < n; i++)); do
@@ -271,8 +277,8 @@ interleave() {
 				CPUS[$id]+=" $R_CPU"
 				RSSS[$id]+=" $R_RSS"
 				if [ -n "$R_FDS" ]; then
-					FDSS[$id]+=" $R_FDS" THRS[$id]+=" $R_THR" CONNSS[$id]+=" $R_CONNS" HSS[$id]+=" $R_HS" HOSTMAXS[$id]+=" $R_HOSTMAX"
-					say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB fds $R_FDS threads $R_THR conns $R_CONNS tls $R_HS per-host $R_HOSTMAX$([ "$rc" = 0 ] || echo ", exit $rc (expected)")"
+					FDSS[$id]+=" $R_FDS" THRS[$id]+=" $R_THR" CONNSS[$id]+=" $R_CONNS" HSS[$id]+=" $R_HS" HOSTMAXS[$id]+=" $R_HOSTMAX" SCPUS[$id]+=" $R_SCPU"
+					say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB fds $R_FDS threads $R_THR conns $R_CONNS tls $R_HS per-host $R_HOSTMAX server cpu ${R_SCPU}s$([ "$rc" = 0 ] || echo ", exit $rc (expected)")"
 				else
 					say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB"
 				fi
@@ -685,6 +691,7 @@ if want hosts || want hosts-tls || want deadhosts; then
 	CKFETCH=$(q "$BIN/ckfetch")
 	ECHO=$SHM_DIR/echoed.txt
 	FAILED=$SHM_DIR/failed.txt
+	NET_ERR=$SHM_DIR/net.err
 	EMPTYDIRS=$SHM_DIR/emptydirs.txt
 	LIMIT=$(awk -v j="$NET_J" -v t="$NET_RTT_S" 'BEGIN{printf "%.6g", j/t}')
 	# curl has --parallel-max-host from 8.16 (and it works from 8.20); Debian 12 has 7.88.
@@ -713,7 +720,8 @@ if want hosts || want hosts-tls || want deadhosts; then
 		LAT_PID=
 	}
 	# lat_stats USR1|USR2: has latencyd write its statistics (USR2: and then
-	# reset its maxima) and waits for them; sets L_CONNS, L_HS, L_HOSTMAX.
+	# reset its maxima) and waits for them; sets L_CONNS, L_HS, L_HOSTMAX,
+	# L_CPU (the server's CPU seconds since it started).
 	lat_stats() {
 		local i s=0
 		kill -"$1" "$LAT_PID" 2>/dev/null || die "latencyd is gone: $(tail -n 3 "$LAT_DIR/log")"
@@ -724,7 +732,7 @@ if want hosts || want hosts-tls || want deadhosts; then
 		done
 		[ "${s:-0}" -gt "$LAT_SEQ" ] || die "latencyd wrote no statistics in 10 s"
 		LAT_SEQ=$s
-		read -r L_CONNS L_HS L_HOSTMAX < <(awk '{v[$1] = $2} END {print v["conns"], v["tls_handshakes"], v["max_open_per_host"]}' "$LAT_DIR/stats")
+		read -r L_CONNS L_HS L_HOSTMAX L_CPU < <(awk '{v[$1] = $2} END {print v["conns"], v["tls_handshakes"], v["max_open_per_host"], v["cpu_s"]}' "$LAT_DIR/stats")
 	}
 	prep_net() { rm -rf "$OUT" "$ECHO" "$FAILED" && mkdir -p "$OUT"; }
 	# verify_net URLS: OUT holds exactly the files of URLS, with the right bytes.
@@ -733,11 +741,17 @@ if want hosts || want hosts-tls || want deadhosts; then
 		m=$("$BIN/latencyd" verify -urls "$1" -dir "$OUT") || { echo "$m"; return 1; }
 	}
 
-	# net_tools NAME URLS TLS: defines NAME_ck, NAME_wget2, NAME_aria2,
-	# NAME_curl and NAME_xargs, all at NET_J downloads at once.
+	# net_tools NAME URLS TLS ONETRY: defines NAME_ck, NAME_wget2, NAME_aria2,
+	# NAME_curl and NAME_xargs, all at NET_J downloads at once; with ONETRY=1
+	# none retries (curl does not by default; wget2 retries a refused
+	# connection 20 times, up to 10 s apart, which makes 90,000 dead hosts
+	# take hours).
 	net_tools() {
-		local name=$1 urls=$2 tls=$3 cfg=$SHM_DIR/$1.curl t
-		local env_ck= ca_wget= ca_aria= ca_curl=
+		local name=$1 urls=$2 tls=$3 onetry=$4 cfg=$SHM_DIR/$1.curl t
+		local env_ck= ca_wget= ca_aria= ca_curl= try_ck= try_wget= try_aria=
+		if [ "$onetry" = 1 ]; then
+			try_ck=" --retries 0" try_wget=" --tries=1" try_aria=" --max-tries=1"
+		fi
 		if [ "$tls" = 1 ]; then
 			env_ck="env SSL_CERT_FILE=$(q "$LAT_CA") "
 			ca_wget=" --ca-certificate=$(q "$LAT_CA")"
@@ -745,14 +759,17 @@ if want hosts || want hosts-tls || want deadhosts; then
 			ca_curl=" --cacert $(q "$LAT_CA")"
 		fi
 		awk -v out="$OUT" '{n = split($0, p, "/"); printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, out, p[n]}' "$urls" >"$cfg"
-		CMD[${name}_ck]="exec $env_ck$CKFETCH -q -j $NET_J --per-host $NET_PER_HOST --failed $(q "$FAILED") -d $(q "$OUT") < $(q "$urls") > $(q "$ECHO")"
-		CMD[${name}_wget2]="exec wget2 -q --no-config --max-threads=$NET_J --no-robots --no-hsts --no-hpkp --no-ocsp --no-cookies --no-netrc --no-metalink --no-tcp-fastopen --no-clobber$ca_wget -i $(q "$urls") -P $(q "$OUT")"
-		CMD[${name}_aria2]="exec aria2c -q --no-conf -j $NET_J -x 1$ca_aria -i $(q "$urls") -d $(q "$OUT") --auto-file-renaming=false --allow-overwrite=true --file-allocation=none --deferred-input=true --console-log-level=error --summary-interval=0"
-		CMD[${name}_curl]="exec curl -sS --fail --parallel --parallel-max $NET_J$CURL_HOST$ca_curl -K $(q "$cfg") 2> $(q "$SHM_DIR/curl.err")"
-		CMD[${name}_xargs]="cd $(q "$OUT") && exec xargs -P $NET_J -n 1 curl -sS --fail$ca_curl -O < $(q "$NET_XURLS") 2> $(q "$SHM_DIR/curl.err")"
-		LABEL[${name}_ck]="\`ckfetch -j $NET_J --per-host $NET_PER_HOST\`"
-		LABEL[${name}_wget2]="\`wget2 --max-threads=$NET_J\` (no per-host limit)"
-		LABEL[${name}_aria2]="\`aria2c -j $NET_J -x 1\` (no per-host limit)"
+		# stderr goes to NET_ERR (a dead host is a message per URL); run_stat
+		# shows its end when a run fails.
+		local e="2> $(q "$NET_ERR")"
+		CMD[${name}_ck]="exec $env_ck$CKFETCH -q -j $NET_J --per-host $NET_PER_HOST$try_ck --failed $(q "$FAILED") -d $(q "$OUT") < $(q "$urls") > $(q "$ECHO") $e"
+		CMD[${name}_wget2]="exec wget2 -q --no-config --max-threads=$NET_J --no-robots --no-hsts --no-hpkp --no-ocsp --no-cookies --no-netrc --no-metalink --no-tcp-fastopen --no-clobber$try_wget$ca_wget -i $(q "$urls") -P $(q "$OUT") $e"
+		CMD[${name}_aria2]="exec aria2c -q --no-conf -j $NET_J -x 1$try_aria$ca_aria -i $(q "$urls") -d $(q "$OUT") --auto-file-renaming=false --allow-overwrite=true --file-allocation=none --deferred-input=true --console-log-level=error --summary-interval=0 $e"
+		CMD[${name}_curl]="exec curl -sS --fail --parallel --parallel-max $NET_J$CURL_HOST$ca_curl -K $(q "$cfg") $e"
+		CMD[${name}_xargs]="cd $(q "$OUT") && exec xargs -P $NET_J -n 1 curl -sS --fail$ca_curl -O < $(q "$NET_XURLS") $e"
+		LABEL[${name}_ck]="\`ckfetch -j $NET_J --per-host $NET_PER_HOST$try_ck\`"
+		LABEL[${name}_wget2]="\`wget2 --max-threads=$NET_J$try_wget\` (no per-host limit)"
+		LABEL[${name}_aria2]="\`aria2c -j $NET_J -x 1$try_aria\` (no per-host limit)"
 		if [ -n "$CURL_HOST" ]; then
 			LABEL[${name}_curl]="\`curl --parallel --parallel-max $NET_J$CURL_HOST\`"
 		else
@@ -784,8 +801,10 @@ if want hosts || want hosts-tls || want deadhosts; then
 		# (compared by rate), or a run would take most of an hour.
 		NET_XURLS=$SHM_DIR/urls-$name-x.txt NET_XLIVE=$SHM_DIR/urls-$name-x-live.txt
 		head -n $((N_NET_URLS / 10)) "$NET_URLS" >"$NET_XURLS"
-		awk 'NR == FNR {d[$0]; next} !($0 in d)' "$NET_DEAD" "$NET_XURLS" >"$NET_XLIVE"
-		net_tools "$name" "$NET_URLS" "$tls"
+		awk 'FILENAME == ARGV[1] {d[$0]; next} !($0 in d)' "$NET_DEAD" "$NET_XURLS" >"$NET_XLIVE"
+		local onetry=0
+		[ "$live" = "$hosts" ] || onetry=1
+		net_tools "$name" "$NET_URLS" "$tls" "$onetry"
 		eval "check_${name}_ck() { check_net_ck; }"
 		for t in wget2 aria2 curl; do
 			eval "check_${name}_$t() { verify_net \"\$NET_LIVE\"; }"
@@ -832,7 +851,7 @@ if want hosts || want hosts-tls || want deadhosts; then
 		done
 		for id in "$@"; do
 			if ! ok "$id"; then
-				nrow "$title" "${LABEL[$id]}" "FAILED (${NFAIL[$id]}/${NRUN[$id]} runs): ${WHY[$id]}" — — — — — — — — —
+				nrow "$title" "${LABEL[$id]}" "FAILED (${NFAIL[$id]}/${NRUN[$id]} runs): ${WHY[$id]}" — — — — — — — — — —
 				continue
 			fi
 			lim=—
@@ -843,7 +862,8 @@ if want hosts || want hosts-tls || want deadhosts; then
 				"$(fmt_rate "$(rate "$id")" req)" "$lim" "$(x "$([ -n "$best" ] && ratio "$id" "$best")")" \
 				"$(printf '%.2f s' "$(median ${CPUS[$id]})")" \
 				"$(awk -v k="$(rss_kib "$id")" 'BEGIN{printf "%.1f MiB", k/1024}')" \
-				"$(maxof ${FDSS[$id]})" "$(maxof ${THRS[$id]})" "$f" "$(maxof ${HOSTMAXS[$id]})"
+				"$(maxof ${FDSS[$id]})" "$(maxof ${THRS[$id]})" "$f" "$(maxof ${HOSTMAXS[$id]})" \
+				"$(printf '%.2f s' "$(median ${SCPUS[$id]})")"
 		done
 		local ck=${name}_ck met v
 		ok "$ck" || { [ -z "${CMD[$ck]-}" ] || ntarget "$title" "ckfetch" "FAILED" "" ""; return 0; }
@@ -942,8 +962,8 @@ fi
 		echo
 		echo "Many hosts with latency (scripts/benchtools/latencyd on 127.x.y.z addresses): round trip $NET_RTT, $NET_J downloads at once over all hosts and $NET_PER_HOST per host for the tools that have such a limit, $NET_ROUNDS rounds, tools interleaved. Physical limit: $NET_J ÷ $NET_RTT = $(fmt_rate "$LIMIT" req)."
 		echo
-		echo "| benchmark | tool | median time | rate | × physical limit | ÷ fastest peer | CPU (user+sys) | peak RSS | peak descriptors | peak threads | connections (TLS handshakes) | most connections on one host |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "| benchmark | tool | median time | rate | × physical limit | ÷ fastest peer | CPU (user+sys) | peak RSS | peak descriptors | peak threads | connections (TLS handshakes) | most connections on one host | server CPU |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 		prev=
 		for r in "${NROWS[@]}"; do
 			b=${r#| }
@@ -962,7 +982,7 @@ fi
 			prev=$b
 		done
 		echo
-		echo "Notes: the server adds one round trip to every new connection and one before every response (and TLS handshake flight): a request costs 1 round trip on a kept-alive connection, 2 on a new one, 3 on a new TLS one (TLS 1.3, HTTP/1.1 only). Rates count every URL of the list (for deadhosts, failures too) over the median time; every run's files are checked byte for byte against what the server sent (latencyd verify), ckfetch's echo against the live lines in input order and its --failed file against the dead ones. CPU is user+sys of the tool and every process it waited for; peak RSS the largest process's or the sampled sum over all of them (xargs), peak descriptors and threads are sums over the tool's processes sampled from /proc every 10 ms (scripts/benchtools/runstat); connections, TLS handshakes and the most connections open at once on one host are counted at the server. Retries on a refused connection: ckfetch $( "$BIN/ckfetch" --help 2>/dev/null | grep -o -- '--retries=[0-9]*' | head -n 1 || echo '--retries') with backoff, aria2c 5 tries without waiting (its defaults), wget2, curl and xargs curl none. Client and server share the machine's $(nproc) cores."
+		echo "Notes: the server adds one round trip to every new connection and one before every response (and TLS handshake flight): a request costs 1 round trip on a kept-alive connection, 2 on a new one, 3 on a new TLS one (TLS 1.3, HTTP/1.1 only). Rates count every URL of the list (for deadhosts, failures too) over the median time; every run's files are checked byte for byte against what the server sent (latencyd verify), ckfetch's echo against the live lines in input order and its --failed file against the dead ones. CPU is user+sys of the tool and every process it waited for; peak RSS the largest process's or the sampled sum over all of them (xargs), peak descriptors and threads are sums over the tool's processes sampled from /proc every 10 ms (scripts/benchtools/runstat); connections, TLS handshakes, the most connections open at once on one host and the server's CPU are counted at the server (medians, except the peaks). deadhosts: one try per URL for every tool (ckfetch --retries 0, wget2 --tries=1, aria2c --max-tries=1; curl does not retry by default): by default wget2 retries a refused connection 20 times up to 10 s apart (3 min 10 s for one dead URL here) and ckfetch 5 times with backoff from 1 s, so 90,000 dead hosts would measure the waits. Client and server share the machine's $(nproc) cores."
 	fi
 } >"$DISK_DIR/table.md"
 cat "$DISK_DIR/table.md"
