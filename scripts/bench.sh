@@ -220,8 +220,8 @@ run_stat() {
 	wait "$CHILD" || rc=$?
 	CHILD=
 	lat_stats USR1
-	local wall cpu maxrss sumrss fds thr procs st
-	if ! read -r wall cpu maxrss sumrss fds thr procs st <"$sf"; then
+	local wall cpu maxrss sumrss fds thr
+	if ! read -r wall cpu maxrss sumrss fds thr _ <"$sf"; then
 		R_WALL=0 R_CPU=0 R_RSS=0 R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX= R_SCPU=
 		return "$((rc ? rc : 2))"
 	fi
@@ -761,7 +761,8 @@ if want hosts || want hosts-tls || want deadhosts; then
 		awk -v out="$OUT" '{n = split($0, p, "/"); printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, out, p[n]}' "$urls" >"$cfg"
 		# stderr goes to NET_ERR (a dead host is a message per URL); run_stat
 		# shows its end when a run fails.
-		local e="2> $(q "$NET_ERR")"
+		local e
+		e="2> $(q "$NET_ERR")"
 		CMD[${name}_ck]="exec $env_ck$CKFETCH -q -j $NET_J --per-host $NET_PER_HOST$try_ck --failed $(q "$FAILED") -d $(q "$OUT") < $(q "$urls") > $(q "$ECHO") $e"
 		CMD[${name}_wget2]="exec wget2 -q --no-config --max-threads=$NET_J --no-robots --no-hsts --no-hpkp --no-ocsp --no-cookies --no-netrc --no-metalink --no-tcp-fastopen --no-clobber$try_wget$ca_wget -i $(q "$urls") -P $(q "$OUT") $e"
 		CMD[${name}_aria2]="exec aria2c -q --no-conf -j $NET_J -x 1$try_aria$ca_aria -i $(q "$urls") -d $(q "$OUT") --auto-file-renaming=false --allow-overwrite=true --file-allocation=none --deferred-input=true --console-log-level=error --summary-interval=0 $e"
@@ -960,7 +961,7 @@ fi
 	fi
 	if [ ${#NROWS[@]} -gt 0 ]; then
 		echo
-		echo "Many hosts with latency (scripts/benchtools/latencyd on 127.x.y.z addresses): round trip $NET_RTT, $NET_J downloads at once over all hosts and $NET_PER_HOST per host for the tools that have such a limit, $NET_ROUNDS rounds, tools interleaved. Physical limit: $NET_J ÷ $NET_RTT = $(fmt_rate "$LIMIT" req)."
+		echo "Many hosts with latency (scripts/benchtools/latencyd on 127.x.y.z addresses): round trip $NET_RTT, $NET_J downloads at once over all hosts and $NET_PER_HOST per host for the tools that have such a limit, rounds: $NET_ROUNDS (medians), tools interleaved. Physical limit: $NET_J ÷ $NET_RTT = $(fmt_rate "$LIMIT" req)."
 		echo
 		echo "| benchmark | tool | median time | rate | × physical limit | ÷ fastest peer | CPU (user+sys) | peak RSS | peak descriptors | peak threads | connections (TLS handshakes) | most connections on one host | server CPU |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
