@@ -694,7 +694,8 @@ if want hosts || want hosts-tls || want deadhosts; then
 	NET_ERR=$SHM_DIR/net.err
 	EMPTYDIRS=$SHM_DIR/emptydirs.txt
 	LIMIT=$(awk -v j="$NET_J" -v t="$NET_RTT_S" 'BEGIN{printf "%.6g", j/t}')
-	# curl has --parallel-max-host from 8.16 (and it works from 8.20); Debian 12 has 7.88.
+	# curl has --parallel-max-host from 8.16 (applied in the normal loop only
+	# after curl PR 21147, 2026); Debian 12 has 7.88.
 	CURL_HOST=
 	if curl --help all 2>/dev/null | grep -q -- --parallel-max-host; then CURL_HOST=" --parallel-max-host $NET_PER_HOST"; fi
 	CURL_VERSION=$(curl --version 2>/dev/null | awk 'NR == 1 {print $2}')
