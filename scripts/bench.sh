@@ -21,8 +21,17 @@ usage: scripts/bench.sh [-h]
     BENCH_ROUNDS=3          rounds per benchmark (median per tool)
     BENCH_QUICK=1           every size 10x smaller, for a smoke run
     BENCH_OUT=FILE          also write the table to FILE
-    BENCH_ONLY=LIST         comma-separated subset of: skip,set,grep,mark,small,big,rss
+    BENCH_ONLY=LIST         comma-separated subset of: skip,set,grep,mark,small,big,rss,
+                            hosts,hosts-tls,deadhosts
     BENCH_RSS_ROUNDS=1      rounds of the ckfetch RSS-vs-list-length runs (1M URLs is long)
+  Many hosts with latency (hosts, hosts-tls, deadhosts; server: scripts/benchtools/latencyd):
+    BENCH_RTT=20ms          round trip of the model network (ms or s, e.g. 100ms)
+    BENCH_NET_J=256         downloads at once over all hosts, the same for every tool
+    BENCH_NET_PER_HOST=4    downloads at once per host (for the tools that have such a limit)
+    BENCH_NET_ROUNDS=N      rounds of these benchmarks (default: BENCH_ROUNDS)
+    BENCH_NET_TOOLS=LIST    subset of: ck,wget2,aria2,curl,xargs (xargs -P curl starts one
+                            process per URL: it runs on the first tenth of the list)
+    BENCH_NET_TIMEOUT=1800  seconds one tool's run may take before it is stopped (FAILED)
     BENCH_SHM=/dev/shm      tmpfs for data, ckskip outputs and downloads
     BENCH_DISK=$TMPDIR|/tmp disk directory for ckmark's checkpoint (not tmpfs)
 EOF
@@ -55,9 +64,25 @@ fstype() { findmnt -n -o FSTYPE -T "$1" 2>/dev/null | tail -n 1 | grep . || stat
 ROUNDS=${BENCH_ROUNDS:-3}
 RSS_ROUNDS=${BENCH_RSS_ROUNDS:-1}
 QUICK=${BENCH_QUICK:-0}
-ONLY=${BENCH_ONLY:-skip,set,grep,mark,small,big,rss}
-for v in "$ROUNDS" "$RSS_ROUNDS"; do
-	case $v in '' | *[!0-9]* | 0*) die "BENCH_ROUNDS and BENCH_RSS_ROUNDS must be positive integers, not '$v'" ;; esac
+ONLY=${BENCH_ONLY:-skip,set,grep,mark,small,big,rss,hosts,hosts-tls,deadhosts}
+NET_ROUNDS=${BENCH_NET_ROUNDS:-$ROUNDS}
+NET_J=${BENCH_NET_J:-256}
+NET_PER_HOST=${BENCH_NET_PER_HOST:-4}
+NET_TIMEOUT=${BENCH_NET_TIMEOUT:-1800}
+NET_TOOLS=${BENCH_NET_TOOLS:-ck,wget2,aria2,curl,xargs}
+NET_RTT=${BENCH_RTT:-20ms}
+for v in "$ROUNDS" "$RSS_ROUNDS" "$NET_ROUNDS" "$NET_J" "$NET_PER_HOST" "$NET_TIMEOUT"; do
+	case $v in '' | *[!0-9]* | 0*) die "BENCH_ROUNDS, BENCH_RSS_ROUNDS, BENCH_NET_ROUNDS, BENCH_NET_J, BENCH_NET_PER_HOST and BENCH_NET_TIMEOUT must be positive integers, not '$v'" ;; esac
+done
+# NET_RTT_S: the round trip in seconds.
+case $NET_RTT in
+*ms) NET_RTT_S=${NET_RTT%ms} NET_RTT_S=$(awk -v v="$NET_RTT_S" 'BEGIN{print v/1000}') ;;
+*s) NET_RTT_S=${NET_RTT%s} ;;
+*) NET_RTT_S= ;;
+esac
+case $NET_RTT_S in '' | *[!0-9.]* | *.*.* | .) die "BENCH_RTT must be a duration in ms or s (20ms, 0.1s), not '$NET_RTT'" ;; esac
+for t in ${NET_TOOLS//,/ }; do
+	case $t in ck | wget2 | aria2 | curl | xargs) ;; *) die "BENCH_NET_TOOLS: unknown tool '$t' (want ck,wget2,aria2,curl,xargs)" ;; esac
 done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 
@@ -73,6 +98,10 @@ N_BIG=8                    # big files
 BIG_SIZE=$((64 * 1024 * 1024 / Q))
 N_RSS_A=$((100000 / Q))    # URL list lengths for ckfetch's RSS
 N_RSS_B=$((1000000 / Q))
+N_NET_URLS=$((100000 / Q)) # URLs of 1-64 KiB for the many-hosts benchmarks
+N_NET_HOSTS=$((1000 / Q))  # hosts (the shape, 100 URLs a host, stays the same)
+N_DEAD_HOSTS=$((100000 / Q)) # hosts of the dead-hosts variant, one URL each
+N_DEAD_LIVE=$((N_DEAD_HOSTS / 10)) # of which these answer; the others refuse connections
 FLAT=1.25                  # "flat": RSS of the long run <= FLAT x RSS of the short one
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,6 +112,7 @@ SHM_DIR=
 DISK_DIR=
 CHILD=
 NGINX_PID=
+LAT_PID=
 cleanup() {
 	local st=$?
 	trap - EXIT INT TERM
@@ -93,6 +123,10 @@ cleanup() {
 	if [ -n "$NGINX_PID" ]; then
 		kill -TERM "$NGINX_PID" 2>/dev/null || true
 		wait "$NGINX_PID" 2>/dev/null || true
+	fi
+	if [ -n "$LAT_PID" ]; then
+		kill -TERM "$LAT_PID" 2>/dev/null || true
+		wait "$LAT_PID" 2>/dev/null || true
 	fi
 	[ -z "$SHM_DIR" ] || rm -rf "$SHM_DIR"
 	[ -z "$DISK_DIR" ] || rm -rf "$DISK_DIR"
@@ -113,6 +147,11 @@ if want small || want big || want rss; then
 		command -v aria2c >/dev/null || need+=(aria2)
 		command -v wget2 >/dev/null || need+=(wget2)
 	fi
+fi
+if want hosts || want hosts-tls || want deadhosts; then
+	case ",$NET_TOOLS," in *,curl,* | *,xargs,*) command -v curl >/dev/null || case " ${need[*]-} " in *" curl "*) ;; *) need+=(curl) ;; esac ;; esac
+	case ",$NET_TOOLS," in *,aria2,*) command -v aria2c >/dev/null || case " ${need[*]-} " in *" aria2 "*) ;; *) need+=(aria2) ;; esac ;; esac
+	case ",$NET_TOOLS," in *,wget2,*) command -v wget2 >/dev/null || case " ${need[*]-} " in *" wget2 "*) ;; *) need+=(wget2) ;; esac ;; esac
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "missing ${need[*]}: install them (apt-get install ${need[*]}) or run as root"
@@ -161,13 +200,49 @@ run_timed() {
 	R_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
 	R_CPU=$(echo "$line" | awk '{printf "%.3f", $1+$2}')
 	R_RSS=$(echo "$line" | awk '{print $3}')
+	R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX= R_SCPU=
 	return "$rc"
 }
 
-declare -A CMD LABEL SHORT UNITS WALLS CPUS RSSS NFAIL NRUN WHY
+# run_stat CMD: as run_timed, under runstat (scripts/benchtools/runstat),
+# with latencyd running; also sets R_FDS, R_THR (peaks over the command's
+# processes), R_CONNS, R_HS (connections and TLS handshakes the server
+# accepted during the run), R_HOSTMAX (most connections open at once on
+# one host) and R_SCPU (the server's CPU seconds during the run). R_RSS is the larger of the biggest process's peak and the
+# sampled peak of the sum over all processes (xargs -P curl).
+run_stat() {
+	local sf=$DISK_DIR/runstat.out rc=0 c0 h0 s0
+	rm -f "$sf"
+	lat_stats USR2
+	c0=$L_CONNS h0=$L_HS s0=$L_CPU
+	setsid "$BIN/runstat" -o "$sf" -timeout "${NET_TIMEOUT}s" -- bash -c "$1" &
+	CHILD=$!
+	wait "$CHILD" || rc=$?
+	CHILD=
+	lat_stats USR1
+	local wall cpu maxrss sumrss fds thr
+	if ! read -r wall cpu maxrss sumrss fds thr _ <"$sf"; then
+		R_WALL=0 R_CPU=0 R_RSS=0 R_FDS= R_THR= R_CONNS= R_HS= R_HOSTMAX= R_SCPU=
+		return "$((rc ? rc : 2))"
+	fi
+	R_WALL=$wall R_CPU=$cpu R_RSS=$((maxrss > sumrss ? maxrss : sumrss)) R_FDS=$fds R_THR=$thr
+	R_CONNS=$((L_CONNS - c0)) R_HS=$((L_HS - h0)) R_HOSTMAX=$L_HOSTMAX
+	R_SCPU=$(awk -v a="$s0" -v b="$L_CPU" 'BEGIN{printf "%.2f", b-a}')
+	if [ "$rc" != 0 ] && [ -s "${NET_ERR-}" ]; then
+		say "exit status $rc; the end of its stderr:"
+		tail -n 3 "$NET_ERR" >&2
+	fi
+	rm -f "${NET_ERR-}"
+	return "$rc"
+}
+
+declare -A CMD LABEL SHORT UNITS WALLS CPUS RSSS NFAIL NRUN WHY FAILOK FDSS THRS CONNSS HSS HOSTMAXS SCPUS
+RUNNER=run_timed # how interleave runs a tool: run_timed, or run_stat (with latencyd)
 # Each tool id has CMD[id] (a bash command), LABEL[id], UNITS[id] (items its
 # rate counts), and optional functions prep_ID (untimed, before each run) and
 # check_ID (after each successful run; non-zero or a message means wrong output).
+# FAILOK[id]=1: an exit status of 1 to 123 is expected (some URLs fail for
+# good); the output is still checked.
 
 # interleave BENCH ROUNDS ID...: runs the tools alternately, the order rotated
 # each round, and records every run.
@@ -178,15 +253,16 @@ interleave() {
 	local ids=("$@")
 	for id in "${ids[@]}"; do
 		WALLS[$id]= CPUS[$id]= RSSS[$id]= NFAIL[$id]=0 WHY[$id]= NRUN[$id]=$rounds
+		FDSS[$id]= THRS[$id]= CONNSS[$id]= HSS[$id]= HOSTMAXS[$id]= SCPUS[$id]=
 	done
 	for ((r = 0; r < rounds; r++)); do
 		for ((i = 0; i < n; i++)); do
 			id=${ids[$(((i + r) % n))]}
 			if declare -F "prep_$id" >/dev/null; then "prep_$id"; fi
 			rc=0
-			run_timed "${CMD[$id]}" || rc=$?
+			"$RUNNER" "${CMD[$id]}" || rc=$?
 			why=
-			if [ "$rc" != 0 ]; then
+			if [ "$rc" != 0 ] && ! { [ "${FAILOK[$id]-}" = 1 ] && [ "$rc" -le 123 ]; }; then
 				why="exit status $rc"
 			elif declare -F "check_$id" >/dev/null; then
 				why=$("check_$id" 2>&1) || why=${why:-wrong output}
@@ -200,7 +276,12 @@ interleave() {
 				WALLS[$id]+=" $R_WALL"
 				CPUS[$id]+=" $R_CPU"
 				RSSS[$id]+=" $R_RSS"
-				say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB"
+				if [ -n "$R_FDS" ]; then
+					FDSS[$id]+=" $R_FDS" THRS[$id]+=" $R_THR" CONNSS[$id]+=" $R_CONNS" HSS[$id]+=" $R_HS" HOSTMAXS[$id]+=" $R_HOSTMAX" SCPUS[$id]+=" $R_SCPU"
+					say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB fds $R_FDS threads $R_THR conns $R_CONNS tls $R_HS per-host $R_HOSTMAX server cpu ${R_SCPU}s$([ "$rc" = 0 ] || echo ", exit $rc (expected)")"
+				else
+					say "$bench round $((r + 1))/$rounds ${LABEL[$id]}: ${R_WALL}s cpu ${R_CPU}s rss ${R_RSS}KiB"
+				fi
 			fi
 		done
 	done
@@ -260,9 +341,11 @@ gen_list() {
 	mawk -v n="$1" 'BEGIN{for (i = 0; i < n; i++) printf "https://cdn%02d.example.org/archive/%010d/object-%010d.data\n", i % 64, i, (i * 7919) % 1000000007}'
 }
 LIST=$SHM_DIR/list.txt
-say "generating $N_LIST lines"
-gen_list "$N_LIST" >"$LIST"
-LIST_BYTES=$(stat -c %s "$LIST")
+if want skip || want set || want grep || want mark; then
+	say "generating $N_LIST lines"
+	gen_list "$N_LIST" >"$LIST"
+	LIST_BYTES=$(stat -c %s "$LIST")
+fi
 HALF=$((N_LIST / 2))
 fcmp() { cmp -- "$@" >/dev/null 2>&1 || { echo "output differs from the expected bytes"; return 1; }; }
 
@@ -598,26 +681,311 @@ EOF
 	fi
 fi
 
+# ---- ckfetch over many hosts with latency (latencyd) ----
+NROWS=()
+NTARGETS=()
+if want hosts || want hosts-tls || want deadhosts; then
+	LAT_DIR=$DISK_DIR/latencyd
+	mkdir -p "$LAT_DIR"
+	LAT_CA=$LAT_DIR/ca.pem
+	CKFETCH=$(q "$BIN/ckfetch")
+	ECHO=$SHM_DIR/echoed.txt
+	FAILED=$SHM_DIR/failed.txt
+	NET_ERR=$SHM_DIR/net.err
+	EMPTYDIRS=$SHM_DIR/emptydirs.txt
+	LIMIT=$(awk -v j="$NET_J" -v t="$NET_RTT_S" 'BEGIN{printf "%.6g", j/t}')
+	# curl has --parallel-max-host from 8.16 (applied in the normal loop only
+	# after curl PR 21147, 2026); Debian 12 has 7.88.
+	CURL_HOST=
+	if curl --help all 2>/dev/null | grep -q -- --parallel-max-host; then CURL_HOST=" --parallel-max-host $NET_PER_HOST"; fi
+	CURL_VERSION=$(curl --version 2>/dev/null | awk 'NR == 1 {print $2}')
+
+	# lat_start ARGS...: starts latencyd serve with ARGS; sets LAT_PORT.
+	lat_start() {
+		rm -f "$LAT_DIR/ready" "$LAT_DIR/stats"
+		"$BIN/latencyd" serve -rtt "$NET_RTT" -ready "$LAT_DIR/ready" -stats "$LAT_DIR/stats" -timeout 4h "$@" 2>>"$LAT_DIR/log" &
+		LAT_PID=$! LAT_SEQ=0
+		local i
+		for ((i = 0; i < 600; i++)); do
+			[ -s "$LAT_DIR/ready" ] && break
+			kill -0 "$LAT_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		[ -s "$LAT_DIR/ready" ] || die "latencyd did not start: $(tail -n 3 "$LAT_DIR/log")"
+		LAT_PORT=$(cat "$LAT_DIR/ready")
+		say "$(tail -n 1 "$LAT_DIR/log")"
+	}
+	lat_stop() {
+		kill -TERM "$LAT_PID" 2>/dev/null || true
+		wait "$LAT_PID" 2>/dev/null || true
+		LAT_PID=
+	}
+	# lat_stats USR1|USR2: has latencyd write its statistics (USR2: and then
+	# reset its maxima) and waits for them; sets L_CONNS, L_HS, L_HOSTMAX,
+	# L_CPU (the server's CPU seconds since it started).
+	lat_stats() {
+		local i s=0
+		kill -"$1" "$LAT_PID" 2>/dev/null || die "latencyd is gone: $(tail -n 3 "$LAT_DIR/log")"
+		for ((i = 0; i < 1000; i++)); do
+			s=$(awk '$1 == "seq" {print $2}' "$LAT_DIR/stats" 2>/dev/null || true)
+			[ "${s:-0}" -gt "$LAT_SEQ" ] && break
+			sleep 0.01
+		done
+		[ "${s:-0}" -gt "$LAT_SEQ" ] || die "latencyd wrote no statistics in 10 s"
+		LAT_SEQ=$s
+		read -r L_CONNS L_HS L_HOSTMAX L_CPU < <(awk '{v[$1] = $2} END {print v["conns"], v["tls_handshakes"], v["max_open_per_host"], v["cpu_s"]}' "$LAT_DIR/stats")
+	}
+	prep_net() { rm -rf "$OUT" "$ECHO" "$FAILED" && mkdir -p "$OUT"; }
+	# verify_net URLS: OUT holds exactly the files of URLS, with the right bytes.
+	verify_net() {
+		local m
+		m=$("$BIN/latencyd" verify -urls "$1" -dir "$OUT") || { echo "$m"; return 1; }
+	}
+
+	# net_tools NAME URLS TLS ONETRY: defines NAME_ck, NAME_wget2, NAME_aria2,
+	# NAME_curl and NAME_xargs, all at NET_J downloads at once; with ONETRY=1
+	# none retries (curl does not by default; wget2 retries a refused
+	# connection 20 times, up to 10 s apart, which makes 90,000 dead hosts
+	# take hours).
+	net_tools() {
+		local name=$1 urls=$2 tls=$3 onetry=$4 cfg=$SHM_DIR/$1.curl t
+		local env_ck= ca_wget= ca_aria= ca_curl= try_ck= try_wget= try_aria=
+		if [ "$onetry" = 1 ]; then
+			try_ck=" --retries 0" try_wget=" --tries=1" try_aria=" --max-tries=1"
+		fi
+		if [ "$tls" = 1 ]; then
+			env_ck="env SSL_CERT_FILE=$(q "$LAT_CA") "
+			ca_wget=" --ca-certificate=$(q "$LAT_CA")"
+			ca_aria=" --ca-certificate=$(q "$LAT_CA")"
+			ca_curl=" --cacert $(q "$LAT_CA")"
+		fi
+		awk -v out="$OUT" '{n = split($0, p, "/"); printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, out, p[n]}' "$urls" >"$cfg"
+		# stderr goes to NET_ERR (a dead host is a message per URL); run_stat
+		# shows its end when a run fails.
+		local e
+		e="2> $(q "$NET_ERR")"
+		CMD[${name}_ck]="exec $env_ck$CKFETCH -q -j $NET_J --per-host $NET_PER_HOST$try_ck --failed $(q "$FAILED") -d $(q "$OUT") < $(q "$urls") > $(q "$ECHO") $e"
+		CMD[${name}_wget2]="exec wget2 -q --no-config --max-threads=$NET_J --no-robots --no-hsts --no-hpkp --no-ocsp --no-cookies --no-netrc --no-metalink --no-tcp-fastopen --no-clobber$try_wget$ca_wget -i $(q "$urls") -P $(q "$OUT") $e"
+		CMD[${name}_aria2]="exec aria2c -q --no-conf -j $NET_J -x 1$try_aria$ca_aria -i $(q "$urls") -d $(q "$OUT") --auto-file-renaming=false --allow-overwrite=true --file-allocation=none --deferred-input=true --console-log-level=error --summary-interval=0 $e"
+		CMD[${name}_curl]="exec curl -sS --fail --parallel --parallel-max $NET_J$CURL_HOST$ca_curl -K $(q "$cfg") $e"
+		CMD[${name}_xargs]="cd $(q "$OUT") && exec xargs -P $NET_J -n 1 curl -sS --fail$ca_curl -O < $(q "$NET_XURLS") $e"
+		LABEL[${name}_ck]="\`ckfetch -j $NET_J --per-host $NET_PER_HOST$try_ck\`"
+		LABEL[${name}_wget2]="\`wget2 --max-threads=$NET_J$try_wget\` (no per-host limit)"
+		LABEL[${name}_aria2]="\`aria2c -j $NET_J -x 1$try_aria\` (no per-host limit)"
+		if [ -n "$CURL_HOST" ]; then
+			LABEL[${name}_curl]="\`curl --parallel --parallel-max $NET_J$CURL_HOST\`"
+		else
+			LABEL[${name}_curl]="\`curl --parallel --parallel-max $NET_J\` (curl $CURL_VERSION has no --parallel-max-host)"
+		fi
+		LABEL[${name}_xargs]="\`xargs -P $NET_J -n 1 curl -O\` (no per-host limit; the first $(wc -l <"$NET_XURLS") URLs)"
+		for t in ck wget2 aria2 curl xargs; do
+			eval "prep_${name}_$t() { prep_net; }"
+		done
+	}
+
+	# net_bench NAME TITLE TLS HOSTS LIVE: the tools over N_NET_URLS URLs on
+	# HOSTS hosts, LIVE of which answer.
+	net_bench() {
+		local name=$1 title=$2 tls=$3 hosts=$4 live=$5 scheme=http t id
+		[ "$tls" = 1 ] && scheme=https
+		say "$name: $N_NET_URLS URLs over $hosts hosts ($live answer), round trip $NET_RTT, $scheme"
+		if [ "$tls" = 1 ]; then
+			lat_start -hosts "$hosts" -live "$live" -tls -ca "$LAT_CA"
+		else
+			lat_start -hosts "$hosts" -live "$live"
+		fi
+		NET_URLS=$SHM_DIR/urls-$name.txt NET_LIVE=$SHM_DIR/urls-$name-live.txt NET_DEAD=$SHM_DIR/urls-$name-dead.txt
+		local u=("$BIN/latencyd" urls -hosts "$hosts" -live "$live" -urls "$N_NET_URLS" -port "$LAT_PORT" -scheme "$scheme")
+		"${u[@]}" >"$NET_URLS"
+		"${u[@]}" -which live >"$NET_LIVE"
+		"${u[@]}" -which dead | sort >"$NET_DEAD"
+		# xargs -P curl starts a process per URL: it gets a tenth of the list
+		# (compared by rate), or a run would take most of an hour.
+		NET_XURLS=$SHM_DIR/urls-$name-x.txt NET_XLIVE=$SHM_DIR/urls-$name-x-live.txt
+		head -n $((N_NET_URLS / 10)) "$NET_URLS" >"$NET_XURLS"
+		awk 'FILENAME == ARGV[1] {d[$0]; next} !($0 in d)' "$NET_DEAD" "$NET_XURLS" >"$NET_XLIVE"
+		local onetry=0
+		[ "$live" = "$hosts" ] || onetry=1
+		net_tools "$name" "$NET_URLS" "$tls" "$onetry"
+		eval "check_${name}_ck() { check_net_ck; }"
+		for t in wget2 aria2 curl; do
+			eval "check_${name}_$t() { verify_net \"\$NET_LIVE\"; }"
+		done
+		eval "check_${name}_xargs() { verify_net \"\$NET_XLIVE\"; }"
+		local ids=()
+		for t in ${NET_TOOLS//,/ }; do
+			id=${name}_$t
+			ids+=("$id")
+			UNITS[$id]=$N_NET_URLS
+			[ "$live" = "$hosts" ] || FAILOK[$id]=1
+		done
+		UNITS[${name}_xargs]=$(wc -l <"$NET_XURLS")
+		: >"$EMPTYDIRS"
+		RUNNER=run_stat
+		interleave "$name" "$NET_ROUNDS" "${ids[@]}"
+		RUNNER=run_timed
+		lat_stop
+		net_report "$name" "$title" "$tls" "$hosts" "$live" "${ids[@]}"
+		rm -rf "$OUT" "$ECHO" "$FAILED" "$NET_URLS" "$NET_LIVE" "$NET_DEAD" "$NET_XURLS" "$NET_XLIVE" "$SHM_DIR/$name.curl"
+	}
+	# check_net_ck: ckfetch's files, its echo (the live lines in input
+	# order) and its --failed file (exactly the dead lines).
+	check_net_ck() {
+		verify_net "$NET_LIVE" || return 1
+		cmp -s "$NET_LIVE" "$ECHO" || { echo "echoed lines differ from the live input lines ($(wc -l <"$ECHO") lines of $(wc -l <"$NET_LIVE"))"; return 1; }
+		if [ -s "$NET_DEAD" ]; then
+			grep -v '^#' "$FAILED" | sort | cmp -s - "$NET_DEAD" || { echo "--failed holds $(grep -vc '^#' "$FAILED") lines, want the $(wc -l <"$NET_DEAD") dead ones"; return 1; }
+		elif [ -s "$FAILED" ]; then
+			echo "--failed is not empty: $(head -n 1 "$FAILED")"
+			return 1
+		fi
+		find "$OUT" -mindepth 1 -type d -empty | wc -l >>"$EMPTYDIRS"
+	}
+
+	# net_report NAME TITLE TLS HOSTS LIVE IDS...: rows of the many-hosts table.
+	net_report() {
+		local name=$1 title=$2 tls=$3 hosts=$4 live=$5 id best= br=0 r lim f
+		shift 5
+		for id in "$@"; do
+			[ "$id" != "${name}_ck" ] && ok "$id" || continue
+			r=$(rate "$id")
+			if ge "$r" "$br"; then best=$id br=$r; fi
+		done
+		for id in "$@"; do
+			if ! ok "$id"; then
+				nrow "$title" "${LABEL[$id]}" "FAILED (${NFAIL[$id]}/${NRUN[$id]} runs): ${WHY[$id]}" — — — — — — — — — —
+				continue
+			fi
+			lim=—
+			[ "$live" = "$hosts" ] && lim=$(x "$(awk -v a="$(rate "$id")" -v b="$LIMIT" 'BEGIN{printf "%.6g", a/b}')")
+			f=$(median ${CONNSS[$id]})
+			[ "$tls" = 1 ] && f="$f ($(median ${HSS[$id]}))"
+			nrow "$title" "${LABEL[$id]}" "$(printf '%.2f s' "$(median ${WALLS[$id]})")" \
+				"$(fmt_rate "$(rate "$id")" req)" "$lim" "$(x "$([ -n "$best" ] && ratio "$id" "$best")")" \
+				"$(printf '%.2f s' "$(median ${CPUS[$id]})")" \
+				"$(awk -v k="$(rss_kib "$id")" 'BEGIN{printf "%.1f MiB", k/1024}')" \
+				"$(maxof ${FDSS[$id]})" "$(maxof ${THRS[$id]})" "$f" "$(maxof ${HOSTMAXS[$id]})" \
+				"$(printf '%.2f s' "$(median ${SCPUS[$id]})")"
+		done
+		local ck=${name}_ck met v
+		ok "$ck" || { [ -z "${CMD[$ck]-}" ] || ntarget "$title" "ckfetch" "FAILED" "" ""; return 0; }
+		if [ -n "$best" ]; then
+			ntarget "$title" "fastest peer" "${LABEL[$best]}" "" ""
+			if [ "$live" = "$hosts" ]; then
+				v=$(ratio "$ck" "$best")
+				if ge "$NET_RTT_S" 0.1; then
+					ntarget "$title" "ckfetch ÷ fastest peer, requests/s" "$(x "$v")" "" ""
+				else
+					met=no
+					ge "$v" 1.2 && met=yes
+					ntarget "$title" "ckfetch ÷ fastest peer, requests/s" "$(x "$v")" "≥ 1.2× (at 20 ms)" "$met"
+				fi
+			fi
+			v=$(awk -v a="$(median ${CPUS[$ck]})" -v b="$(median ${CPUS[$best]})" 'BEGIN{printf "%.6g", a/b}')
+			met=no
+			ge 1 "$v" && met=yes
+			ntarget "$title" "client CPU, ckfetch ÷ fastest peer (same requests)" "$(x "$v")" "≤ 1.0×" "$met"
+		fi
+		if [ "$live" = "$hosts" ]; then
+			v=$(awk -v a="$(rate "$ck")" -v b="$LIMIT" 'BEGIN{printf "%.6g", a/b}')
+			if ge "$NET_RTT_S" 0.1; then
+				met=no
+				ge "$v" 0.9 && met=yes
+				ntarget "$title" "ckfetch × physical limit ($(fmt_rate "$LIMIT" req))" "$(x "$v")" "≥ 0.9× (at 100 ms)" "$met"
+			else
+				ntarget "$title" "ckfetch × physical limit ($(fmt_rate "$LIMIT" req))" "$(x "$v")" "" ""
+			fi
+			v=$(awk -v c="$(median ${CONNSS[$ck]})" -v h="$hosts" -v p="$NET_PER_HOST" 'BEGIN{printf "%.6g", c/(h*p)}')
+			met=no
+			ge 1.25 "$v" && met=yes
+			ntarget "$title" "ckfetch connections ÷ (hosts × --per-host = $((hosts * NET_PER_HOST)))" "$(x "$v")" "≈ 1× (≤ 1.25×)" "$met"
+		else
+			v=$(sort -g "$EMPTYDIRS" | tail -n 1)
+			met=no
+			[ "${v:-1}" = 0 ] && met=yes
+			ntarget "$title" "empty directories ckfetch left" "${v:-—}" "0" "$met"
+		fi
+		v=$(maxof ${FDSS[$ck]})
+		met=no
+		[ "$v" -le $((2 * NET_J + 64)) ] && met=yes
+		ntarget "$title" "ckfetch peak descriptors" "$v" "≤ 2 × $NET_J + 64" "$met"
+	}
+	nrow() {
+		local s='|' f
+		for f in "$@"; do s+=" ${f//|/\\|} |"; done
+		NROWS+=("$s")
+	}
+	ntarget() {
+		local s='|' f
+		for f in "$@"; do s+=" ${f//|/\\|} |"; done
+		NTARGETS+=("$s")
+	}
+
+	if want hosts; then
+		net_bench hosts "$N_NET_URLS URLs of 1–64 KiB over $N_NET_HOSTS hosts, http" 0 "$N_NET_HOSTS" "$N_NET_HOSTS"
+	fi
+	if want hosts-tls; then
+		net_bench hosts_tls "$N_NET_URLS URLs of 1–64 KiB over $N_NET_HOSTS hosts, https" 1 "$N_NET_HOSTS" "$N_NET_HOSTS"
+	fi
+	if want deadhosts; then
+		net_bench deadhosts "$N_NET_URLS URLs over $N_DEAD_HOSTS hosts, one each, $N_DEAD_LIVE answer and the others refuse connections" 0 "$N_DEAD_HOSTS" "$N_DEAD_LIVE"
+	fi
+	if want hosts && want deadhosts && ok hosts_ck && ok deadhosts_ck; then
+		v=$(awk -v a="$(rss_kib deadhosts_ck)" -v b="$(rss_kib hosts_ck)" 'BEGIN{printf "%.6g", a/b}')
+		met=no
+		ge "$FLAT" "$v" && met=yes
+		ntarget "ckfetch RSS" "$N_DEAD_HOSTS hosts (deadhosts) ÷ $N_NET_HOSTS hosts (hosts)" "$(x "$v")" "≤ ${FLAT}×" "$met"
+	fi
+fi
+
 # ---- report ----
 {
 	cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 	echo "Machine: $(nproc) cores ($cpu), Linux $(uname -r); $ROUNDS rounds per benchmark (ckfetch RSS: $RSS_ROUNDS), tools interleaved$([ "$Q" = 10 ] && echo ', BENCH_QUICK (sizes ÷ 10)')."
 	echo
-	echo "| benchmark | tool | median time | rate | CPU (user+sys) | peak RSS | ratio vs baseline | target | met? |"
-	echo "|---|---|---|---|---|---|---|---|---|"
-	prev=
-	for r in "${ROWS[@]}"; do
-		b=${r#| }
-		b=${b%% | *}
-		if [ "$b" = "$prev" ]; then
-			echo "| |${r#"| $b |"}"
-		else
-			echo "$r"
-		fi
-		prev=$b
-	done
-	echo
-	echo "Notes: times are medians over the rounds, RSS the maximum, rates are computed from the median time; ratios are this tool's rate ÷ the baseline's (the first row of each benchmark unless said otherwise). Only ratios within one run mean anything. A run with a non-zero exit status or wrong output is FAILED, never timed: every run's output is checked (ckskip: cmp with the expected lines; ckmark: line count and cmp with the input; downloads: file count, total bytes, cksum of the contents, and for ckfetch the echoed lines = the input). ckfetch fsyncs every file and its directory before echoing it; wget2, aria2c and curl never fsync. Downloads go to tmpfs (ext4 file creation here varies 0.5–8 s per 20k files). nginx: worker_processes 1, sendfile, access_log off, keepalive_requests 100000000. ckmark's checkpoint is on $(fstype "$DISK_DIR") (${BENCH_DISK:-${TMPDIR:-/tmp}}); the per-line fsync baseline runs on $N_FSYNC lines and is compared by rate."
+	if [ ${#ROWS[@]} -gt 0 ]; then
+		echo "| benchmark | tool | median time | rate | CPU (user+sys) | peak RSS | ratio vs baseline | target | met? |"
+		echo "|---|---|---|---|---|---|---|---|---|"
+		prev=
+		for r in "${ROWS[@]}"; do
+			b=${r#| }
+			b=${b%% | *}
+			if [ "$b" = "$prev" ]; then
+				echo "| |${r#"| $b |"}"
+			else
+				echo "$r"
+			fi
+			prev=$b
+		done
+		echo
+		echo "Notes: times are medians over the rounds, RSS the maximum, rates are computed from the median time; ratios are this tool's rate ÷ the baseline's (the first row of each benchmark unless said otherwise). Only ratios within one run mean anything. A run with a non-zero exit status or wrong output is FAILED, never timed: every run's output is checked (ckskip: cmp with the expected lines; ckmark: line count and cmp with the input; downloads: file count, total bytes, cksum of the contents, and for ckfetch the echoed lines = the input). ckfetch fsyncs every file and its directory before echoing it; wget2, aria2c and curl never fsync. Downloads go to tmpfs (ext4 file creation here varies 0.5–8 s per 20k files). nginx: worker_processes 1, sendfile, access_log off, keepalive_requests 100000000. ckmark's checkpoint is on $(fstype "$DISK_DIR") (${BENCH_DISK:-${TMPDIR:-/tmp}}); the per-line fsync baseline runs on $N_FSYNC lines and is compared by rate."
+	fi
+	if [ ${#NROWS[@]} -gt 0 ]; then
+		echo
+		echo "Many hosts with latency (scripts/benchtools/latencyd on 127.x.y.z addresses): round trip $NET_RTT, $NET_J downloads at once over all hosts and $NET_PER_HOST per host for the tools that have such a limit, rounds: $NET_ROUNDS (medians), tools interleaved. Physical limit: $NET_J ÷ $NET_RTT = $(fmt_rate "$LIMIT" req)."
+		echo
+		echo "| benchmark | tool | median time | rate | × physical limit | ÷ fastest peer | CPU (user+sys) | peak RSS | peak descriptors | peak threads | connections (TLS handshakes) | most connections on one host | server CPU |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		prev=
+		for r in "${NROWS[@]}"; do
+			b=${r#| }
+			b=${b%% | *}
+			if [ "$b" = "$prev" ]; then echo "| |${r#"| $b |"}"; else echo "$r"; fi
+			prev=$b
+		done
+		echo
+		echo "| benchmark | what | value | target | met? |"
+		echo "|---|---|---|---|---|"
+		prev=
+		for r in "${NTARGETS[@]}"; do
+			b=${r#| }
+			b=${b%% | *}
+			if [ "$b" = "$prev" ]; then echo "| |${r#"| $b |"}"; else echo "$r"; fi
+			prev=$b
+		done
+		echo
+		echo "Notes: the server adds one round trip to every new connection and one before every response (and TLS handshake flight): a request costs 1 round trip on a kept-alive connection, 2 on a new one, 3 on a new TLS one (TLS 1.3, HTTP/1.1 only). Rates count every URL of the list (for deadhosts, failures too) over the median time; every run's files are checked byte for byte against what the server sent (latencyd verify), ckfetch's echo against the live lines in input order and its --failed file against the dead ones. CPU is user+sys of the tool and every process it waited for; peak RSS the largest process's or the sampled sum over all of them (xargs), peak descriptors and threads are sums over the tool's processes sampled from /proc every 10 ms (scripts/benchtools/runstat); connections, TLS handshakes, the most connections open at once on one host and the server's CPU are counted at the server (medians, except the peaks). deadhosts: one try per URL for every tool (ckfetch --retries 0, wget2 --tries=1, aria2c --max-tries=1; curl does not retry by default): by default wget2 retries a refused connection 20 times up to 10 s apart (3 min 10 s for one dead URL here) and ckfetch 5 times with backoff from 1 s, so 90,000 dead hosts would measure the waits. Client and server share the machine's $(nproc) cores."
+	fi
 } >"$DISK_DIR/table.md"
 cat "$DISK_DIR/table.md"
 [ -z "${BENCH_OUT-}" ] || cp "$DISK_DIR/table.md" "$BENCH_OUT"
