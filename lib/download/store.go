@@ -1,0 +1,96 @@
+package download
+
+// The hook for a Store: final files kept elsewhere than on the disk (an
+// object store, ckfetch -d s3://BUCKET/PREFIX). The download itself is the
+// same: a .part under Root (the spool), resumed, validated and fsynced as on
+// disk; only the last step differs. Where the disk path renames the .part
+// into place and fsyncs its directory, a Store's Put copies the whole,
+// fsynced .part and the .part is removed; where the disk path looks at the
+// final file, the Store is asked (Final).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Store keeps the final files of a Fetcher whose Store is set. name is the
+// final path relative to Fetcher.Root, with slashes. Its errors are plain
+// (they fail the line), or wrapped by Fatal (they stop the run) or
+// Retryable (Put is tried again after the Fetcher's backoff).
+type Store interface {
+	// Final reports whether name is stored as rawURL's file (or as
+	// nobody's); an error when it is another URL's or cannot be told.
+	Final(ctx context.Context, name, rawURL string) (found bool, err error)
+	// Put stores the whole file f of size bytes as name, owned by rawURL.
+	// It returns only once name is durable in the store.
+	Put(ctx context.Context, name string, f *os.File, size int64, rawURL string) error
+	// Where names the stored name for messages and reports (s3://...).
+	Where(name string) string
+}
+
+// Fatal marks an error of a Store as one that stops the run (nothing can
+// be stored: credentials, bucket).
+func Fatal(err error) error { return fatal(err) }
+
+// Retryable marks an error of a Store's Put as one worth trying again.
+func Retryable(err error) error { return retryable{err: err} }
+
+// storeName is the name of path for the Store: relative to Root.
+func (f *Fetcher) storeName(path string) string {
+	rel, err := filepath.Rel(filepath.Clean(f.Root), path)
+	if err != nil {
+		rel = path
+	}
+	return filepath.ToSlash(rel)
+}
+
+// put stores the whole, fsynced part as path's name, retrying what the
+// Store calls retryable with the Fetcher's backoff (a retried Put of a
+// multipart upload resumes it), and removes the part once it is stored.
+// On failure the part stays, for a later try or run.
+func (f *Fetcher) put(ctx context.Context, part *partFile, rawURL, path string) error {
+	r, err := os.Open(part.name)
+	if err != nil {
+		return f.local(err)
+	}
+	defer r.Close()
+	name := f.storeName(path)
+	backoff := f.Backoff
+	for failures := 0; ; failures++ {
+		err := f.Store.Put(ctx, name, r, part.size, rawURL)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return context.Canceled
+		}
+		var rt retryable
+		if !errors.As(err, &rt) || failures >= f.Retries {
+			return err
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, f.MaxBackoff)
+		select {
+		case <-ctx.Done():
+			return context.Canceled
+		case <-time.After(wait):
+		}
+	}
+	// Stored: the spool copy goes (its record first, then its name). A
+	// removal that fails leaves a whole .part, which the next run finds
+	// stored and ignores; no directory fsync is needed, the object is the
+	// durable copy.
+	if err := part.unsave(); err != nil {
+		return err
+	}
+	part.finished = true
+	if err := os.Remove(part.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f.local(fmt.Errorf("remove the spooled %w", err))
+	}
+	return nil
+}
