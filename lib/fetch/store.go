@@ -83,3 +83,16 @@ func classed(err error) error {
 	}
 	return err
 }
+
+// reportPath is the path --report gives for the file path: path itself on
+// disk; with -d s3://, the object's s3:// URL (the spooled file is gone).
+func (c *CLI) reportPath(path string) string {
+	if c.store == nil || path == "" {
+		return path
+	}
+	rel, err := filepath.Rel(c.Dir, path)
+	if err != nil {
+		return path
+	}
+	return strings.TrimSuffix(c.dest, "/") + "/" + filepath.ToSlash(rel)
+}
