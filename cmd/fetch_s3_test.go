@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ type s3Proxy struct {
 	mu    sync.Mutex
 	count map[string]int // "HEAD", "PUT" (whole objects), "PART" (UploadPart), "PART-OK"
 	slow  atomic.Int64   // bytes per second of request bodies; 0: as fast as they come
+	// fail, if set, may answer a request of kind with an S3 error instead
+	// of forwarding it: status and code, or 0.
+	fail func(kind string) (status int, code string)
 }
 
 func newS3Proxy(t *testing.T) *s3Proxy {
@@ -51,6 +55,18 @@ func newS3Proxy(t *testing.T) *s3Proxy {
 			kind = "PART"
 		}
 		p.add(kind)
+		p.mu.Lock()
+		fail := p.fail
+		p.mu.Unlock()
+		if fail != nil {
+			if st, code := fail(kind); st != 0 {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(st)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by the test</Message></Error>`, code)
+				return
+			}
+		}
 		if bps := p.slow.Load(); bps > 0 && r.Body != nil {
 			r.Body = io.NopCloser(&slowReader{r: r.Body, bps: bps})
 		}
@@ -359,6 +375,15 @@ func TestFetchS3KillDuringDownload(t *testing.T) {
 // resumes the upload without resending the part that was in, stores the
 // exact object and leaves no multipart upload open.
 func TestFetchS3KillDuringUpload(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { testFetchS3StopDuringUpload(t, sig) })
+	}
+}
+
+// testFetchS3StopDuringUpload stops ckfetch with sig in the middle of a
+// multipart upload: SIGTERM too leaves the upload open (it is not aborted),
+// for the next run to resume.
+func testFetchS3StopDuringUpload(t *testing.T, sig syscall.Signal) {
 	needS3(t)
 	srv := fetchtest.New()
 	defer srv.Close()
@@ -374,8 +399,10 @@ func TestFetchS3KillDuringUpload(t *testing.T) {
 	px.slow.Store(4 << 20) // 4 MiB/s: about 3 s for the upload
 	p := startFetch(t, dir, strings.NewReader(u+"\n"), args...)
 	waitFor(t, "a first part uploaded", func() bool { return px.n("PART-OK") >= 1 || p.ended() })
-	p.cmd.Process.Kill()
-	p.wait(watchdog)
+	p.cmd.Process.Signal(sig)
+	if st, want := how(p.wait(watchdog)), map[syscall.Signal]string{syscall.SIGKILL: "signal killed", syscall.SIGTERM: "exit 143"}[sig]; st != want {
+		t.Fatalf("after %v: %s; want %s\nstderr:\n%s", sig, st, want, p.stderr)
+	}
 	if n := px.n("PART-OK"); n < 1 || n >= 3 {
 		t.Fatalf("killed after %d parts were in; want in the middle of the upload\nstderr:\n%s", n, p.stderr)
 	}
@@ -409,4 +436,73 @@ func TestFetchS3KillDuringUpload(t *testing.T) {
 	if f := spoolFiles(t, spool); len(f) != 0 {
 		t.Errorf("spool files left: %v", f)
 	}
+}
+
+// TestFetchS3PutErrors: how the store's answers to a Put end a line. A
+// retryable one (503 SlowDown) is retried after the backoff without a new
+// download; a fatal one (403 AccessDenied) stops the run with exit 2, the
+// .part kept; any other (400) fails the line, in --failed, and the run goes on.
+func TestFetchS3PutErrors(t *testing.T) {
+	needS3(t)
+	srv := fetchtest.New()
+	defer srv.Close()
+	px := newS3Proxy(t)
+	tests := []struct {
+		name, code string
+		status     int
+		times      int // the first PUTs answered with the error
+		exit       string
+		puts       int
+		stored     bool
+	}{
+		{"retryable", "SlowDown", 503, 2, "exit 0", 3, true},
+		{"fatal", "AccessDenied", 403, 100, "exit 2", 1, false},
+		{"final", "InvalidArgument", 400, 100, "exit 1", 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			prefix := s3Prefix(t)
+			spool := filepath.Join(dir, "spool")
+			u := srv.URL + "/f/puterr-" + tt.name + "?size=5000"
+			var n atomic.Int32
+			px.mu.Lock()
+			px.fail = func(kind string) (int, string) {
+				if kind == "PUT" && n.Add(1) <= int32(tt.times) {
+					return tt.status, tt.code
+				}
+				return 0, ""
+			}
+			px.mu.Unlock()
+			px.reset()
+			srv.Reset()
+			out, stderr, st := runFetch(t, dir, u+"\n", "-q", "-d", "s3://"+s3srv.bucket+"/"+prefix, "--s3-endpoint", px.URL,
+				"--spool", spool, "--retries", "3", "--backoff", "10ms", "--failed", filepath.Join(dir, "failed.txt"))
+			if st != tt.exit || px.n("PUT") != tt.puts || srv.TotalRequests() != 1 {
+				t.Fatalf("%s after %d PUTs and %d downloads; want %s after %d PUTs and 1 download\nstderr:\n%s",
+					st, px.n("PUT"), srv.TotalRequests(), tt.exit, tt.puts, stderr)
+			}
+			if echoed := out == u+"\n"; echoed != tt.stored || s3Exists(t, s3Key(t, prefix, u)) != tt.stored {
+				t.Errorf("echoed %q, object there: %v; want both %v", out, s3Exists(t, s3Key(t, prefix, u)), tt.stored)
+			}
+			failed, _ := os.ReadFile(filepath.Join(dir, "failed.txt"))
+			if inFailed := strings.Contains(string(failed), u); inFailed != (tt.name == "final") {
+				t.Errorf("--failed holds the line: %v (%q)", inFailed, failed)
+			}
+			if tt.name == "fatal" && !strings.Contains(stderr, "access denied") {
+				t.Errorf("fatal: the message does not say access denied: %q", stderr)
+			}
+			if kept := len(spoolFiles(t, spool)) > 0; kept == tt.stored {
+				t.Errorf("spooled .part kept: %v; want it kept exactly when not stored", kept)
+			}
+			for _, secret := range []string{s3srv.key, s3srv.secret} {
+				if strings.Contains(stderr, secret) || strings.Contains(string(failed), secret) {
+					t.Errorf("a credential in the messages or --failed")
+				}
+			}
+		})
+	}
+	px.mu.Lock()
+	px.fail = nil
+	px.mu.Unlock()
 }
