@@ -441,7 +441,8 @@ func testFetchS3StopDuringUpload(t *testing.T, sig syscall.Signal) {
 // TestFetchS3PutErrors: how the store's answers to a Put end a line. A
 // retryable one (503 SlowDown) is retried after the backoff without a new
 // download; a fatal one (403 AccessDenied) stops the run with exit 2, the
-// .part kept; any other (400) fails the line, in --failed, and the run goes on.
+// .part kept; any other (400) fails the line, in --failed, and the run goes
+// on. A HEAD's 503 is retried too.
 func TestFetchS3PutErrors(t *testing.T) {
 	needS3(t)
 	srv := fetchtest.New()
@@ -449,15 +450,17 @@ func TestFetchS3PutErrors(t *testing.T) {
 	px := newS3Proxy(t)
 	tests := []struct {
 		name, code string
+		kind       string // the requests answered with the error
 		status     int
 		times      int // the first PUTs answered with the error
 		exit       string
 		puts       int
 		stored     bool
 	}{
-		{"retryable", "SlowDown", 503, 2, "exit 0", 3, true},
-		{"fatal", "AccessDenied", 403, 100, "exit 2", 1, false},
-		{"final", "InvalidArgument", 400, 100, "exit 1", 1, false},
+		{"retryable", "SlowDown", "PUT", 503, 2, "exit 0", 3, true},
+		{"fatal", "AccessDenied", "PUT", 403, 100, "exit 2", 1, false},
+		{"final", "InvalidArgument", "PUT", 400, 100, "exit 1", 1, false},
+		{"head-retryable", "SlowDown", "HEAD", 503, 2, "exit 0", 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,7 +471,7 @@ func TestFetchS3PutErrors(t *testing.T) {
 			var n atomic.Int32
 			px.mu.Lock()
 			px.fail = func(kind string) (int, string) {
-				if kind == "PUT" && n.Add(1) <= int32(tt.times) {
+				if kind == tt.kind && n.Add(1) <= int32(tt.times) {
 					return tt.status, tt.code
 				}
 				return 0, ""

@@ -80,7 +80,7 @@ func (k *knownDirs) len() int {
 // another URL. With a Store, the Store is asked instead.
 func (f *Fetcher) final(ctx context.Context, rawURL, path string) (found bool, err error) {
 	if f.Store != nil {
-		return f.Store.Final(ctx, f.storeName(path), rawURL)
+		return f.storeFinal(ctx, rawURL, path)
 	}
 	var st unix.Stat_t
 	switch err := unix.Stat(path, &st); {

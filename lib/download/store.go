@@ -50,8 +50,8 @@ func (f *Fetcher) storeName(path string) string {
 }
 
 // put stores the whole, fsynced part as path's name, retrying what the
-// Store calls retryable with the Fetcher's backoff (a retried Put of a
-// multipart upload resumes it), and removes the part once it is stored.
+// Store calls retryable with the Fetcher's backoff (storeRetry: a retried
+// Put of a multipart upload resumes it), and removes the part once stored.
 // On failure the part stays, for a later try or run.
 func (f *Fetcher) put(ctx context.Context, part *partFile, rawURL, path string) error {
 	r, err := os.Open(part.name)
@@ -60,11 +60,43 @@ func (f *Fetcher) put(ctx context.Context, part *partFile, rawURL, path string) 
 	}
 	defer r.Close()
 	name := f.storeName(path)
+	if err := f.storeRetry(ctx, func() error { return f.Store.Put(ctx, name, r, part.size, rawURL) }); err != nil {
+		return err
+	}
+	// Stored: the spool copy goes (its record first, then its name). A
+	// removal that fails leaves a whole .part, which the next run finds
+	// stored and ignores; no directory fsync is needed, the object is the
+	// durable copy.
+	if err := part.unsave(); err != nil {
+		return err
+	}
+	part.finished = true
+	if err := os.Remove(part.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f.local(fmt.Errorf("remove the spooled %w", err))
+	}
+	return nil
+}
+
+// storeFinal asks the Store whether path is done, retrying what it calls
+// retryable, as put does.
+func (f *Fetcher) storeFinal(ctx context.Context, rawURL, path string) (found bool, err error) {
+	err = f.storeRetry(ctx, func() error {
+		var err error
+		found, err = f.Store.Final(ctx, f.storeName(path), rawURL)
+		return err
+	})
+	return found, err
+}
+
+// storeRetry runs op until it succeeds, fails with an error that is not
+// retryable, or has failed Retries times more, waiting the Fetcher's
+// backoff (doubled each time, with jitter, capped) between tries.
+func (f *Fetcher) storeRetry(ctx context.Context, op func() error) error {
 	backoff := f.Backoff
 	for failures := 0; ; failures++ {
-		err := f.Store.Put(ctx, name, r, part.size, rawURL)
+		err := op()
 		if err == nil {
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
 			return context.Canceled
@@ -81,16 +113,4 @@ func (f *Fetcher) put(ctx context.Context, part *partFile, rawURL, path string) 
 		case <-time.After(wait):
 		}
 	}
-	// Stored: the spool copy goes (its record first, then its name). A
-	// removal that fails leaves a whole .part, which the next run finds
-	// stored and ignores; no directory fsync is needed, the object is the
-	// durable copy.
-	if err := part.unsave(); err != nil {
-		return err
-	}
-	part.finished = true
-	if err := os.Remove(part.name); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return f.local(fmt.Errorf("remove the spooled %w", err))
-	}
-	return nil
 }

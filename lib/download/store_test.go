@@ -22,6 +22,7 @@ type memStore struct {
 	finals  int     // Final calls
 	puts    int     // Put calls
 	fail    []error // the errors of the next Puts, in order
+	failFin []error // the errors of the next Final calls, in order
 	// atPut, if set, runs at each Put with the spooled file's name.
 	atPut func(name string)
 }
@@ -34,6 +35,11 @@ func (m *memStore) Final(_ context.Context, name, rawURL string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.finals++
+	if len(m.failFin) > 0 {
+		err := m.failFin[0]
+		m.failFin = m.failFin[1:]
+		return false, err
+	}
 	if _, ok := m.objects[name]; !ok {
 		return false, nil
 	}
@@ -162,5 +168,26 @@ func TestStorePutErrors(t *testing.T) {
 				t.Errorf("next run: %s, %d bytes received (%v); want done from the spool", res.Status, res.Bytes, res.Err)
 			}
 		})
+	}
+}
+
+// TestStoreFinalErrors: a retryable error of the store's look at the final
+// name is retried; a fatal one stops the run before any request.
+func TestStoreFinalErrors(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	boom := errors.New("boom")
+	m := newMemStore()
+	m.failFin = []error{download.Retryable(boom), download.Retryable(boom)}
+	f, root := storeFetcher(t, m)
+	res := f.Fetch(context.Background(), srv.URL+"/f/y?size=10", "h", filepath.Join(root, "y"))
+	if res.Status != download.Done || m.finals != 3 {
+		t.Errorf("retryable: %s after %d Final calls (%v); want done after 3", res.Status, m.finals, res.Err)
+	}
+	m.failFin = []error{download.Fatal(boom)}
+	srv.Reset()
+	res = f.Fetch(context.Background(), srv.URL+"/f/z?size=10", "h", filepath.Join(root, "z"))
+	if res.Status != download.Failed || !res.Fatal || srv.TotalRequests() != 0 {
+		t.Errorf("fatal: %s fatal=%v, %d requests; want a fatal failure before any request", res.Status, res.Fatal, srv.TotalRequests())
 	}
 }
