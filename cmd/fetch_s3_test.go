@@ -331,17 +331,19 @@ func TestFetchS3Owner(t *testing.T) {
 }
 
 // TestFetchS3KillDuringDownload: kill -9 while a body streams into the
-// spool; the rerun resumes the .part (Range) and stores the exact object.
+// (default) spool; the rerun resumes the .part (Range) and stores the exact object.
 func TestFetchS3KillDuringDownload(t *testing.T) {
 	needS3(t)
 	srv := fetchtest.New()
 	defer srv.Close()
 	dir := t.TempDir()
 	prefix := s3Prefix(t)
-	spool := filepath.Join(dir, "spool")
+	// The default spool: the user cache directory's ck/spool/BUCKET/PREFIX.
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	spool := filepath.Join(dir, "cache", "ck", "spool", s3srv.bucket, filepath.FromSlash(prefix))
 	const size = 600_000
 	u := fmt.Sprintf("%s/f/killdl?size=%d&slow=300000", srv.URL, size)
-	args := []string{"-q", "-d", "s3://" + s3srv.bucket + "/" + prefix, "--s3-endpoint", s3srv.endpoint, "--spool", spool}
+	args := []string{"-q", "-d", "s3://" + s3srv.bucket + "/" + prefix, "--s3-endpoint", s3srv.endpoint}
 
 	p := startFetch(t, dir, strings.NewReader(u+"\n"), args...)
 	name, _ := outname.FromURL(u)
