@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -49,6 +51,7 @@ func newS3Proxy(t *testing.T) *s3Proxy {
 	}
 	p := &s3Proxy{count: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host the request was signed with
+	rp.ErrorLog = log.New(io.Discard, "", 0)         // requests cut by a kill are expected
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kind := r.Method
 		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
@@ -510,4 +513,118 @@ func TestFetchS3PutErrors(t *testing.T) {
 	px.mu.Lock()
 	px.fail = nil
 	px.mu.Unlock()
+}
+
+// TestFetchS3CrashResume is TestCrashResume's property with -d s3://: the
+// pipeline ckskip | ckfetch -d s3:// | ckmark is killed (SIGKILL, the whole
+// process group) at random moments, in downloads and in uploads (small
+// files, slow ones, multipart ones sent slowly through the proxy), then run
+// once more to its end. After every kill each checkpoint line names an
+// object with the server's exact bytes; at the end every object is exact,
+// no multipart upload is open and the spool holds no file.
+func TestFetchS3CrashResume(t *testing.T) {
+	needS3(t)
+	seed := *crashSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	rounds := 8
+	if testing.Short() {
+		rounds = 3
+	}
+	t.Logf("seed %d (rerun with -crash.seed=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	srv := fetchtest.New()
+	defer srv.Close()
+	px := newS3Proxy(t)
+	px.slow.Store(12 << 20)
+	dir := t.TempDir()
+	prefix := s3Prefix(t)
+
+	type obj struct {
+		line, name string
+		size       int64
+	}
+	var list []obj
+	var urls strings.Builder
+	for i := range 40 {
+		name := fmt.Sprintf("crash-%d", i)
+		var size int64
+		opts := ""
+		switch {
+		case i%10 == 0: // 4 multipart files of 2 parts
+			size = 6<<20 + int64(rng.IntN(1<<20))
+		case i%10 == 1 || i%10 == 2: // slow bodies
+			size, opts = 200_000+int64(rng.IntN(200_000)), "&slow=1000000"
+		default:
+			size = int64(rng.IntN(50_000))
+		}
+		u := fmt.Sprintf("%s/f/%s?size=%d%s", srv.URL, name, size, opts)
+		list = append(list, obj{line: u, name: name, size: size})
+		urls.WriteString(u + "\n")
+	}
+	write(t, filepath.Join(dir, "urls.txt"), urls.String())
+	pipeline := "ckskip -c check.txt urls.txt | ckfetch -q -j 4 --backoff 5ms --max-backoff 50ms --stall-timeout 5s" +
+		" -d s3://" + s3srv.bucket + "/" + prefix + " --s3-endpoint " + px.URL + " --spool spool" +
+		" --s3-part-size 5M --s3-multipart-threshold 5M | ckmark check.txt"
+
+	exact := func(o obj, when string) {
+		t.Helper()
+		if got := s3Get(t, s3Key(t, prefix, o.line)); !bytes.Equal(got, fetchtest.Body(o.name, o.size)) {
+			t.Fatalf("%s (seed %d): the object of %s has %d bytes, not the server's %d", when, seed, o.line, len(got), o.size)
+		}
+	}
+	byLine := map[string]obj{}
+	for _, o := range list {
+		byLine[o.line] = o
+	}
+	checkpoint := func(when string) int {
+		t.Helper()
+		data, _ := os.ReadFile(filepath.Join(dir, "check.txt"))
+		complete := string(data[:bytes.LastIndexByte(data, '\n')+1])
+		n := 0
+		for _, line := range strings.Split(strings.TrimSuffix(complete, "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			o, ok := byLine[line]
+			if !ok {
+				t.Fatalf("%s: check.txt has %q, not a line of the list", when, line)
+			}
+			exact(o, when)
+			n++
+		}
+		return n
+	}
+	for round := range rounds {
+		cmd := exec.Command("sh", "-c", pipeline)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		n := checkpoint(fmt.Sprintf("after kill %d", round+1))
+		t.Logf("kill %d: %d checkpoint lines, %d multipart uploads open, %d parts sent so far", round+1, n, s3OpenUploads(t, prefix+"/"), px.n("PART"))
+	}
+	px.slow.Store(0)
+	cmd := exec.Command("sh", "-c", pipeline)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("final run (seed %d): %v\n%s", seed, err, out)
+	}
+	if n := checkpoint("after the final run"); n != len(list) {
+		t.Errorf("the checkpoint has %d lines after the final run; want %d", n, len(list))
+	}
+	for _, o := range list {
+		exact(o, "after the final run")
+	}
+	if n := s3OpenUploads(t, prefix+"/"); n != 0 {
+		t.Errorf("seed %d: %d multipart uploads left open", seed, n)
+	}
+	if f := spoolFiles(t, filepath.Join(dir, "spool")); len(f) != 0 {
+		t.Errorf("seed %d: spool files left: %v", seed, f)
+	}
 }

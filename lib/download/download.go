@@ -281,7 +281,9 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 func (f *Fetcher) exists(res *Result, path string, o Options) Result {
 	if f.Store != nil {
 		// The object is durable in the store, and was checked against
-		// the checksum before it was Put: it is not read back.
+		// the checksum before it was Put: it is not read back. A whole
+		// .part a killed run left in the spool after its Put goes.
+		dropSpooled(path)
 		res.Status = Exists
 		return *res
 	}

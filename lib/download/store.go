@@ -16,6 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ck-tools/ck/lib/outname"
 )
 
 // Store keeps the final files of a Fetcher whose Store is set. name is the
@@ -64,9 +68,9 @@ func (f *Fetcher) put(ctx context.Context, part *partFile, rawURL, path string) 
 		return err
 	}
 	// Stored: the spool copy goes (its record first, then its name). A
-	// removal that fails leaves a whole .part, which the next run finds
-	// stored and ignores; no directory fsync is needed, the object is the
-	// durable copy.
+	// removal that fails, or a kill before it, leaves a whole .part, which
+	// the next Fetch of the name finds stored and removes (dropSpooled); no
+	// directory fsync is needed, the object is the durable copy.
 	if err := part.unsave(); err != nil {
 		return err
 	}
@@ -113,4 +117,26 @@ func (f *Fetcher) storeRetry(ctx context.Context, op func() error) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// dropSpooled removes the spooled .part of path (and its sidecar record),
+// if there is one that no download holds: a run killed between the Put and
+// the removal left it, whole, and its object is stored. A .part another
+// download has locked is left to it.
+func dropSpooled(path string) {
+	name := path + outname.PartSuffix
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return // none (the usual case: one failed open per line)
+	}
+	defer unix.Close(fd)
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	var st, now unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || unix.Stat(name, &now) != nil || now.Ino != st.Ino || now.Dev != st.Dev {
+		return
+	}
+	os.Remove(name + ".etag")
+	os.Remove(name)
 }

@@ -191,3 +191,26 @@ func TestStoreFinalErrors(t *testing.T) {
 		t.Errorf("fatal: %s fatal=%v, %d requests; want a fatal failure before any request", res.Status, res.Fatal, srv.TotalRequests())
 	}
 }
+
+// TestStoreDropsSpooled: a whole .part left in the spool by a run killed
+// after its Put (before the removal) is removed when the next Fetch finds
+// the object stored.
+func TestStoreDropsSpooled(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	m := newMemStore()
+	f, root := storeFetcher(t, m)
+	dest := filepath.Join(root, "k")
+	u := srv.URL + "/f/k?size=100"
+	m.objects["k"], m.owners["k"] = fetchtest.Body("k", 100), u
+	if err := os.WriteFile(dest+".part", fetchtest.Body("k", 100), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	res := f.Fetch(context.Background(), u, "h", dest)
+	if res.Status != download.Exists || srv.TotalRequests() != 0 {
+		t.Fatalf("%s, %d requests; want exists and none", res.Status, srv.TotalRequests())
+	}
+	if _, err := os.Stat(dest + ".part"); !os.IsNotExist(err) {
+		t.Errorf("the spooled .part of a stored object is still there (%v)", err)
+	}
+}
