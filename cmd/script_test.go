@@ -24,7 +24,9 @@ import (
 var update = flag.Bool("u", false, "update testscript files with the actual output")
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	// s3Main starts the S3 server of fetch_s3_test.go around the tests (in
+	// the test process only, not in the tools testscript runs).
+	testscript.Main(s3Main{m}, map[string]func(){
 		"ckskip":  func() { os.Exit(cli.Main(skip.Main)) },
 		"ckfetch": func() { os.Exit(cli.Main(fetch.Main)) },
 		"ckmark":  func() { os.Exit(cli.Main(mark.Main)) },

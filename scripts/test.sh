@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every check of the repository, and exactly what CI runs (.ci/run):
 #
+#   0. scripts/s3server.sh build     (SeaweedFS for the S3 tests; exit 3: they skip, loudly)
 #   1. go vet ./...
 #   2. go test -race -count=1 ./...   (unit, end-to-end, crash and network tests)
 #   3. go test -count=1 -v -run '^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$' ./cmd/
@@ -92,6 +93,21 @@ fi
 # norace are the tests whose checks are left out under -race (raceBuild in
 # cmd/fetch_test.go); step 3 runs them without it.
 norace='^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$'
+
+# The S3 tests (lib/objstore, ckfetch -d s3:// in cmd/) run against SeaweedFS,
+# which scripts/s3server.sh builds once (minutes; reused after) before go test,
+# whose default -timeout the first build would not fit. When it cannot be built
+# here (exit 3), those tests skip, and this says so loudly.
+s3build=0
+bash scripts/s3server.sh build >/dev/null || s3build=$?
+case $s3build in
+0) step "weed (SeaweedFS) built for the S3 tests" ;;
+3) step "WARNING: weed cannot be built here (see above): THE S3 TESTS SKIP, OBJECT STORAGE (ckfetch -d s3://) IS NOT TESTED" ;;
+*)
+	step "scripts/s3server.sh build: FAILED (exit $s3build)"
+	failed+=("scripts/s3server.sh build")
+	;;
+esac
 
 check "go vet ./..." go vet ./...
 check "go test $race -count=1 ./..." go test $race -count=1 ./...

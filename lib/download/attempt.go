@@ -206,7 +206,7 @@ func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error 
 	}
 	j.part = p
 	if contended || recheck {
-		if err := f.recheck(j); err != nil {
+		if err := f.recheck(ctx, j); err != nil {
 			return err
 		}
 	}
@@ -236,18 +236,21 @@ func (f *Fetcher) createPart(ctx context.Context, j *job) error {
 	if err := f.mkdir(filepath.Dir(j.path)); err != nil {
 		return err
 	}
-	p, _, err := openPart(ctx, j.path, true)
+	p, contended, err := openPart(ctx, j.path, true)
 	if err != nil {
 		return f.local(err)
 	}
 	j.part = p
 	p.digest = j.digest // the 200 that asked for it starts it (and its digest) again
-	return f.recheck(j)
+	if f.Store != nil && !contended {
+		return nil // nobody finished it since Fetch asked the Store: no second request
+	}
+	return f.recheck(ctx, j)
 }
 
 // recheck looks at the final name again, with the .part lock held.
-func (f *Fetcher) recheck(j *job) error {
-	found, err := f.final(j.rawURL, j.path)
+func (f *Fetcher) recheck(ctx context.Context, j *job) error {
+	found, err := f.final(ctx, j.rawURL, j.path)
 	switch {
 	case err != nil:
 		return err

@@ -142,6 +142,11 @@ type Fetcher struct {
 	// Rate caps the body bytes per second read by all downloads of the
 	// Fetcher together (NewRateLimit); nil: no limit.
 	Rate *rate.Limiter
+	// Store, if set, keeps the final files instead of the disk (store.go):
+	// the .part files are made under Root (the spool) as on disk, and a
+	// whole one is fsynced, Put and removed; the final name is looked for
+	// in the Store. nil: the disk.
+	Store Store
 }
 
 // Options are the settings of one Fetch that change from line to line.
@@ -203,8 +208,11 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Options) (res Result) {
 	start := time.Now()
 	res = Result{URL: rawURL, FinalURL: rawURL, Path: path}
+	if f.Store != nil {
+		res.Path = f.Store.Where(f.storeName(path))
+	}
 	defer func() { res.Duration = time.Since(start) }()
-	found, err := f.final(rawURL, path)
+	found, err := f.final(ctx, rawURL, path)
 	if err != nil {
 		return f.end(&res, err)
 	}
@@ -230,7 +238,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			return r
 		}
 		if err == nil {
-			err := f.finish(j.part, rawURL, path)
+			err := f.finish(ctx, j.part, rawURL, path)
 			if cerr := j.closePart(); err == nil {
 				err = cerr
 			}
@@ -271,6 +279,14 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 // exists ends a Fetch whose final file was already there, once its bytes
 // match the checksum if there is one, and its name is durable.
 func (f *Fetcher) exists(res *Result, path string, o Options) Result {
+	if f.Store != nil {
+		// The object is durable in the store, and was checked against
+		// the checksum before it was Put: it is not read back. A whole
+		// .part a killed run left in the spool after its Put goes.
+		dropSpooled(path)
+		res.Status = Exists
+		return *res
+	}
 	if !o.Checksum.IsZero() {
 		d := newDigest(o.Checksum, f.SHA256)
 		if err := f.checkFinal(path, d); err != nil {
@@ -301,9 +317,15 @@ func (f *Fetcher) end(res *Result, err error) Result {
 
 // finish makes the part file durable under its final name, with rawURL
 // recorded as its owner, once its bytes match the checksum if there is one.
-func (f *Fetcher) finish(part *partFile, rawURL, path string) error {
+func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path string) error {
 	if err := part.verify(); err != nil {
 		return err
+	}
+	if f.Store != nil {
+		if err := unix.Fsync(part.fd); err != nil {
+			return fatal(fmt.Errorf("sync %s: %w", part.name, err))
+		}
+		return f.put(ctx, part, rawURL, path)
 	}
 	if err := f.setOwner(part, rawURL); err != nil {
 		return err

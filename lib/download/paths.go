@@ -77,8 +77,11 @@ func (k *knownDirs) len() int {
 // file that counts as rawURL's: made for it, or with no owner recorded (by
 // an older version, or by the user). An error says why the name cannot be
 // used: a directory there, a parent that is not a directory, the file of
-// another URL.
-func (f *Fetcher) final(rawURL, path string) (found bool, err error) {
+// another URL. With a Store, the Store is asked instead.
+func (f *Fetcher) final(ctx context.Context, rawURL, path string) (found bool, err error) {
+	if f.Store != nil {
+		return f.storeFinal(ctx, rawURL, path)
+	}
 	var st unix.Stat_t
 	switch err := unix.Stat(path, &st); {
 	case err == unix.ENOENT:

@@ -39,7 +39,7 @@ already there is then read to check it. Exit status: 0 all done, 1 some failed, 
 // CLI is ckfetch's command line.
 type CLI struct {
 	Jobs           int           `short:"j" default:"8" help:"Downloads at once, over all hosts."`
-	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory, created if missing (default: the current directory)."`
+	Dir            string        `short:"d" default:"." placeholder:"DIR" help:"Output directory, created if missing (default: the current directory); or s3://BUCKET/PREFIX: each file is downloaded into --spool, then stored as the object PREFIX/NAME (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS profile), and echoed once the object is stored."`
 	Sleep          time.Duration `default:"0s" help:"At least this long between the starts of two requests to the same host, redirect hops included."`
 	PerHost        int           `name:"per-host" default:"4" help:"Downloads at once from one host (host:port); every redirect hop counts against the host it goes to."`
 	HostFailures   int           `name:"host-failures" default:"20" placeholder:"N" help:"After N connection failures in a row on one host (refused, unreachable, DNS, connect or TLS handshake) with no response between, its other lines fail at once with 'host unreachable'; lines already running finish their retries. 0: never."`
@@ -62,6 +62,16 @@ type CLI struct {
 	LimitRate ByteRate `name:"limit-rate" default:"0" placeholder:"RATE" help:"Read at most RATE bytes per second over all downloads together; k, M, G suffixes are 1024, 1024^2, 1024^3 (500k, 1.5M); 0: no limit."`
 	CACert    string   `name:"ca-cert" placeholder:"FILE" help:"Trust the PEM certificates in FILE as roots, besides the system's (SSL_CERT_FILE and SSL_CERT_DIR work too)."`
 	Proxy     string   `placeholder:"URL" help:"Send every request through this proxy (http://, https://, socks5://; host:port means http://). Without it HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply."`
+
+	Spool       string   `placeholder:"DIR" help:"With -d s3://BUCKET/PREFIX: where files are downloaded (and resumed) before they are stored (default: the user cache directory's ck/spool/BUCKET/PREFIX); each is removed once its object is stored."`
+	S3Endpoint  string   `name:"s3-endpoint" placeholder:"URL" help:"With -d s3://: the URL of an S3-compatible server (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS S3)."`
+	S3PartSize  ByteSize `name:"s3-part-size" default:"16M" placeholder:"SIZE" help:"With -d s3://: the part size of multipart uploads (at least 5M)."`
+	S3Multipart ByteSize `name:"s3-multipart-threshold" default:"64M" placeholder:"SIZE" help:"With -d s3://: files from this size on are stored as multipart uploads (resumed part by part after an interruption); smaller ones as one PUT."`
+
+	// What -d s3:// opens (openStore): the destination as given, and the
+	// store; c.Dir is then the spool.
+	dest  string
+	store download.Store
 
 	// What the request flags give, made by load.
 	headers http.Header
@@ -103,6 +113,20 @@ func (r *ByteRate) UnmarshalText(b []byte) error {
 		return fmt.Errorf("%q is too large", b)
 	}
 	*r = ByteRate(math.Round(n))
+	return nil
+}
+
+// ByteSize is a size flag: a number with an optional k, M or G suffix
+// (1024, 1024^2, 1024^3), as --limit-rate reads it.
+type ByteSize int64
+
+// UnmarshalText reads a size such as 5M or 16777216.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	var r ByteRate
+	if err := r.UnmarshalText(t); err != nil {
+		return fmt.Errorf("%q is not a size: want bytes, such as 5M or 16M", t)
+	}
+	*b = ByteSize(r)
 	return nil
 }
 
@@ -169,6 +193,8 @@ func (c *CLI) Validate() error {
 		return errors.New("--host-failures must not be negative (0 turns host health off)")
 	case c.Window < 1:
 		return errors.New("--window must be at least 1")
+	case !isS3(c.Dir) && (c.Spool != "" || c.S3Endpoint != ""):
+		return errors.New("--spool and --s3-endpoint go with -d s3://BUCKET/PREFIX only")
 	case c.Sleep < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.ConnectTimeout < 0 || c.StallTimeout < 0:
 		return errors.New("durations must not be negative")
 	}
@@ -189,6 +215,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err := c.load(); err != nil {
 		log.Printf("%v", err)
 		return cli.ExitUsage
+	}
+	if isS3(c.Dir) {
+		// Before any download: a wrong bucket, endpoint or key stops here.
+		if err := c.openStore(ctx); err != nil {
+			log.Printf("%v", err)
+			return cli.ExitUsage
+		}
 	}
 	r, err := newRun(&c, stdin, stdout, stderr)
 	if err != nil {
@@ -241,6 +274,7 @@ func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 		UserAgent:    c.UserAgent,
 		Netrc:        c.netrc,
 		Rate:         limit,
+		Store:        c.store,
 	}
 }
 

@@ -424,7 +424,7 @@ func (r *run) writeReport(o outcome) error {
 		return nil
 	}
 	rl := reportLine{
-		URL: redact.Mask(o.it.url), FinalURL: redact.Mask(o.res.FinalURL), Path: o.it.path, Status: string(o.res.Status),
+		URL: redact.Mask(o.it.url), FinalURL: redact.Mask(o.res.FinalURL), Path: r.c.reportPath(o.it.path), Status: string(o.res.Status),
 		HTTPStatus: o.res.HTTPStatus, Bytes: o.res.Bytes, Attempts: o.res.Attempts,
 		DurationMS: o.res.Duration.Milliseconds(), SHA256: o.res.SHA256,
 	}
