@@ -254,6 +254,20 @@ func TestFetchS3Run(t *testing.T) {
 		t.Errorf("rerun: %d HEAD, %d PUT, %d parts; want 20 HEAD (one per line) and nothing stored", h, put, part)
 	}
 
+	// --force downloads and stores every line again.
+	srv.Reset()
+	px.reset()
+	out, stderr, st = runFetch(t, dir, input.String(), append(args, "--force")...)
+	if st != "exit 0" || out != input.String() {
+		t.Fatalf("--force: %s, echoed %q\nstderr:\n%s", st, out, stderr)
+	}
+	if n := srv.TotalRequests(); n != 20 {
+		t.Errorf("--force: %d requests to the HTTP server; want 20", n)
+	}
+	if put := px.n("PUT"); put != 20 {
+		t.Errorf("--force: %d PUT; want 20, one per line", put)
+	}
+
 	// A lost checkpoint, rebuilt from nothing: ckfetch finds every object.
 	os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(input.String()), 0o666)
 	srv.Reset()
