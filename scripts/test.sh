@@ -14,7 +14,8 @@
 #   5. scripts/demo.sh                (interrupt and resume the used-by line)
 #   6. scripts/wrap-example.sh --self-test
 #   7. scripts/shards-ssh.sh          (the README's GNU parallel recipe over three
-#                                     sshd on 127.0.0.1, one killed in the middle)
+#                                     sshd on 127.0.0.1, one killed in the middle, into a
+#                                     shared directory and then into S3)
 #
 # Every step runs even when an earlier one failed, so one run shows all the
 # failures; the summary at the end names them and the exit status is 1 if
