@@ -45,7 +45,7 @@ type s3Proxy struct {
 
 func newS3Proxy(t *testing.T) *s3Proxy {
 	t.Helper()
-	target, err := url.Parse(s3srv.endpoint)
+	target, err := url.Parse(s3srv.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,12 +129,12 @@ func (s *slowReader) Read(b []byte) (int, error) {
 
 // s3Prefix is the key prefix of one test.
 func s3Prefix(t *testing.T) string {
-	return s3srv.root + "/" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return s3srv.Root + "/" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 }
 
 func s3Get(t *testing.T, key string) []byte {
 	t.Helper()
-	out, err := s3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s3srv.bucket), Key: aws.String(key)})
+	out, err := s3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key)})
 	if err != nil {
 		t.Fatalf("GET %s: %v", key, err)
 	}
@@ -148,14 +148,14 @@ func s3Get(t *testing.T, key string) []byte {
 
 func s3Exists(t *testing.T, key string) bool {
 	t.Helper()
-	_, err := s3Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(s3srv.bucket), Key: aws.String(key)})
+	_, err := s3Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key)})
 	return err == nil
 }
 
 // s3OpenUploads counts the multipart uploads open under prefix.
 func s3OpenUploads(t *testing.T, prefix string) int {
 	t.Helper()
-	out, err := s3Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(s3srv.bucket), Prefix: aws.String(prefix)})
+	out, err := s3Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(s3srv.Bucket), Prefix: aws.String(prefix)})
 	if err != nil {
 		t.Fatalf("ListMultipartUploads: %v", err)
 	}
@@ -196,7 +196,7 @@ func TestFetchS3Run(t *testing.T) {
 	px := newS3Proxy(t)
 	dir := t.TempDir()
 	prefix := s3Prefix(t)
-	dest := "s3://" + s3srv.bucket + "/" + prefix
+	dest := "s3://" + s3srv.Bucket + "/" + prefix
 	var urls []string
 	var input strings.Builder
 	for i := range 20 {
@@ -236,7 +236,7 @@ func TestFetchS3Run(t *testing.T) {
 	if !strings.Contains(string(report), `"path":"`+dest+"/") {
 		t.Errorf("the report names no s3:// path:\n%s", report)
 	}
-	if strings.Contains(string(report), s3srv.secret) || strings.Contains(string(report), s3srv.key) {
+	if strings.Contains(string(report), s3srv.Secret) || strings.Contains(string(report), s3srv.Key) {
 		t.Errorf("the report holds a credential")
 	}
 
@@ -298,25 +298,25 @@ func TestFetchS3OpenErrors(t *testing.T) {
 	input := srv.URL + "/f/s3err?size=100\n"
 	spool := filepath.Join(dir, "spool")
 
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-"+s3srv.secret[:4]+"xyz")
-	out, stderr, st := runFetch(t, dir, input, "-d", "s3://"+s3srv.bucket+"/"+s3Prefix(t), "--s3-endpoint", s3srv.endpoint, "--spool", spool)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-"+s3srv.Secret[:4]+"xyz")
+	out, stderr, st := runFetch(t, dir, input, "-d", "s3://"+s3srv.Bucket+"/"+s3Prefix(t), "--s3-endpoint", s3srv.Endpoint, "--spool", spool)
 	if st != "exit 2" || out != "" || !strings.Contains(stderr, "AWS_SECRET_ACCESS_KEY") {
 		t.Errorf("bad secret: %s, echoed %q, stderr %q; want exit 2 and a message naming AWS_SECRET_ACCESS_KEY", st, out, stderr)
 	}
-	if strings.Contains(stderr, "not-the-secret") || strings.Contains(stderr, s3srv.key) {
+	if strings.Contains(stderr, "not-the-secret") || strings.Contains(stderr, s3srv.Key) {
 		t.Errorf("bad secret: the message holds a credential: %q", stderr)
 	}
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3srv.secret)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3srv.Secret)
 
-	out, stderr, st = runFetch(t, dir, input, "-d", "s3://ck-no-such-bucket/x", "--s3-endpoint", s3srv.endpoint, "--spool", spool)
+	out, stderr, st = runFetch(t, dir, input, "-d", "s3://ck-no-such-bucket/x", "--s3-endpoint", s3srv.Endpoint, "--spool", spool)
 	if st != "exit 2" || out != "" || !strings.Contains(stderr, `bucket "ck-no-such-bucket" does not exist`) {
 		t.Errorf("missing bucket: %s, echoed %q, stderr %q; want exit 2 and a message that it does not exist", st, out, stderr)
 	}
-	if strings.Contains(stderr, s3srv.secret) || strings.Contains(stderr, s3srv.key) {
+	if strings.Contains(stderr, s3srv.Secret) || strings.Contains(stderr, s3srv.Key) {
 		t.Errorf("missing bucket: the message holds a credential: %q", stderr)
 	}
 
-	out, stderr, st = runFetch(t, dir, input, "-d", "out", "--s3-endpoint", s3srv.endpoint)
+	out, stderr, st = runFetch(t, dir, input, "-d", "out", "--s3-endpoint", s3srv.Endpoint)
 	if st != "exit 2" || !strings.Contains(stderr, "-d s3://") {
 		t.Errorf("--s3-endpoint without -d s3://: %s, %q; want exit 2 and why", st, stderr)
 	}
@@ -333,7 +333,7 @@ func TestFetchS3Owner(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	prefix := s3Prefix(t)
-	args := []string{"-q", "-d", "s3://" + s3srv.bucket + "/" + prefix, "--s3-endpoint", s3srv.endpoint, "--spool", filepath.Join(dir, "spool")}
+	args := []string{"-q", "-d", "s3://" + s3srv.Bucket + "/" + prefix, "--s3-endpoint", s3srv.Endpoint, "--spool", filepath.Join(dir, "spool")}
 	a, b := srv.URL+"/f/owner-a?size=300", srv.URL+"/f/owner-b?size=400"
 	if out, stderr, st := runFetch(t, dir, a+"\tsame\n", args...); st != "exit 0" || out != a+"\tsame\n" {
 		t.Fatalf("first: %s %q\n%s", st, out, stderr)
@@ -357,10 +357,10 @@ func TestFetchS3KillDuringDownload(t *testing.T) {
 	prefix := s3Prefix(t)
 	// The default spool: the user cache directory's ck/spool/BUCKET/PREFIX.
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
-	spool := filepath.Join(dir, "cache", "ck", "spool", s3srv.bucket, filepath.FromSlash(prefix))
+	spool := filepath.Join(dir, "cache", "ck", "spool", s3srv.Bucket, filepath.FromSlash(prefix))
 	const size = 600_000
 	u := fmt.Sprintf("%s/f/killdl?size=%d&slow=300000", srv.URL, size)
-	args := []string{"-q", "-d", "s3://" + s3srv.bucket + "/" + prefix, "--s3-endpoint", s3srv.endpoint}
+	args := []string{"-q", "-d", "s3://" + s3srv.Bucket + "/" + prefix, "--s3-endpoint", s3srv.Endpoint}
 
 	p := startFetch(t, dir, strings.NewReader(u+"\n"), args...)
 	name, _ := outname.FromURL(u)
@@ -412,7 +412,7 @@ func testFetchS3StopDuringUpload(t *testing.T, sig syscall.Signal) {
 	spool := filepath.Join(dir, "spool")
 	const size = 12 << 20
 	u := fmt.Sprintf("%s/f/killup?size=%d", srv.URL, size)
-	args := []string{"-q", "-d", "s3://" + s3srv.bucket + "/" + prefix, "--s3-endpoint", px.URL, "--spool", spool,
+	args := []string{"-q", "-d", "s3://" + s3srv.Bucket + "/" + prefix, "--s3-endpoint", px.URL, "--spool", spool,
 		"--s3-part-size", "5M", "--s3-multipart-threshold", "5M"}
 
 	px.slow.Store(4 << 20) // 4 MiB/s: about 3 s for the upload
@@ -498,7 +498,7 @@ func TestFetchS3PutErrors(t *testing.T) {
 			px.mu.Unlock()
 			px.reset()
 			srv.Reset()
-			out, stderr, st := runFetch(t, dir, u+"\n", "-q", "-d", "s3://"+s3srv.bucket+"/"+prefix, "--s3-endpoint", px.URL,
+			out, stderr, st := runFetch(t, dir, u+"\n", "-q", "-d", "s3://"+s3srv.Bucket+"/"+prefix, "--s3-endpoint", px.URL,
 				"--spool", spool, "--retries", "3", "--backoff", "10ms", "--failed", filepath.Join(dir, "failed.txt"))
 			if st != tt.exit || px.n("PUT") != tt.puts || srv.TotalRequests() != 1 {
 				t.Fatalf("%s after %d PUTs and %d downloads; want %s after %d PUTs and 1 download\nstderr:\n%s",
@@ -517,7 +517,7 @@ func TestFetchS3PutErrors(t *testing.T) {
 			if kept := len(spoolFiles(t, spool)) > 0; kept == tt.stored {
 				t.Errorf("spooled .part kept: %v; want it kept exactly when not stored", kept)
 			}
-			for _, secret := range []string{s3srv.key, s3srv.secret} {
+			for _, secret := range []string{s3srv.Key, s3srv.Secret} {
 				if strings.Contains(stderr, secret) || strings.Contains(string(failed), secret) {
 					t.Errorf("a credential in the messages or --failed")
 				}
@@ -579,7 +579,7 @@ func TestFetchS3CrashResume(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "urls.txt"), urls.String())
 	pipeline := "ckskip -c check.txt urls.txt | ckfetch -q -j 4 --backoff 5ms --max-backoff 50ms --stall-timeout 5s" +
-		" -d s3://" + s3srv.bucket + "/" + prefix + " --s3-endpoint " + px.URL + " --spool spool" +
+		" -d s3://" + s3srv.Bucket + "/" + prefix + " --s3-endpoint " + px.URL + " --spool spool" +
 		" --s3-part-size 5M --s3-multipart-threshold 5M | ckmark check.txt"
 
 	exact := func(o obj, when string) {

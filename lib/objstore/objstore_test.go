@@ -26,7 +26,7 @@ func open(t *testing.T, o objstore.Options) *objstore.Store {
 	t.Helper()
 	needServer(t)
 	if o.Endpoint == "" {
-		o.Endpoint = srv.endpoint
+		o.Endpoint = srv.Endpoint
 	}
 	s, err := objstore.Open(context.Background(), dest(t), o)
 	if err != nil {
@@ -94,7 +94,7 @@ func TestPutMultipart(t *testing.T) {
 	if b := getObject(t, s.Key("big")); !bytes.Equal(b, want) {
 		t.Fatalf("object has %d bytes that differ from the file's %d", len(b), len(want))
 	}
-	head, err := rawClient().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(srv.bucket), Key: aws.String(s.Key("big"))})
+	head, err := rawClient().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String(s.Key("big"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,14 +341,14 @@ func TestOpenFatal(t *testing.T) {
 		name, dest, key, secret string
 		want                    []string
 	}{
-		{"missing bucket", "s3://no-such-bucket-" + randHex(4) + "/p", srv.key, srv.secret, []string{"NoSuchBucket", "does not exist", "create it"}},
-		{"wrong secret", dest(t), srv.key, badSecret, []string{"403", "SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY"}},
+		{"missing bucket", "s3://no-such-bucket-" + randHex(4) + "/p", srv.Key, srv.Secret, []string{"NoSuchBucket", "does not exist", "create it"}},
+		{"wrong secret", dest(t), srv.Key, badSecret, []string{"403", "SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY"}},
 		{"unknown key", dest(t), badKey, badSecret, []string{"403", "InvalidAccessKeyId", "AWS_ACCESS_KEY_ID"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AWS_ACCESS_KEY_ID", tc.key)
 			t.Setenv("AWS_SECRET_ACCESS_KEY", tc.secret)
-			_, err := objstore.Open(context.Background(), tc.dest, objstore.Options{Endpoint: srv.endpoint})
+			_, err := objstore.Open(context.Background(), tc.dest, objstore.Options{Endpoint: srv.Endpoint})
 			if err == nil {
 				t.Fatal("Open succeeded")
 			}
@@ -362,7 +362,7 @@ func TestOpenFatal(t *testing.T) {
 					t.Errorf("message %q lacks %q", msg, w)
 				}
 			}
-			for _, secret := range []string{tc.key, tc.secret, srv.secret} {
+			for _, secret := range []string{tc.key, tc.secret, srv.Secret} {
 				if strings.Contains(msg, secret) {
 					t.Errorf("message %q contains the credential %q", msg, secret)
 				}
@@ -387,8 +387,8 @@ func TestOpenFromConfigFiles(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config")
 	creds := filepath.Join(dir, "credentials")
-	os.WriteFile(cfg, []byte("[profile ck]\nregion = us-east-1\nendpoint_url = "+srv.endpoint+"\n"), 0o600)
-	os.WriteFile(creds, []byte("[ck]\naws_access_key_id = "+srv.key+"\naws_secret_access_key = "+srv.secret+"\n"), 0o600)
+	os.WriteFile(cfg, []byte("[profile ck]\nregion = us-east-1\nendpoint_url = "+srv.Endpoint+"\n"), 0o600)
+	os.WriteFile(creds, []byte("[ck]\naws_access_key_id = "+srv.Key+"\naws_secret_access_key = "+srv.Secret+"\n"), 0o600)
 	t.Setenv("AWS_CONFIG_FILE", cfg)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
@@ -409,9 +409,9 @@ func TestOpenFromConfigFiles(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 	os.Unsetenv("AWS_PROFILE")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_ENDPOINT_URL_S3", srv.endpoint)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.key)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.secret)
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.Key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.Secret)
 	s, err = objstore.Open(context.Background(), dest(t), objstore.Options{})
 	if err != nil {
 		t.Fatalf("Open with AWS_ENDPOINT_URL_S3: %v", err)
