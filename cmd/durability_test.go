@@ -25,7 +25,7 @@ import (
 // traced are the system calls the durability tests look at; "?" keeps strace
 // quiet about the ones an architecture does not have (mkdir and rename are
 // not on arm64).
-const traced = "trace=fsync,fdatasync,write,pwrite64,writev,pwritev,pwritev2,mkdirat,?mkdir,renameat,renameat2,?rename,exit_group"
+const traced = "trace=fsync,fdatasync,write,pwrite64,writev,pwritev,pwritev2,mkdirat,?mkdir,renameat,renameat2,?rename,linkat,exit_group"
 
 var (
 	straceOnce sync.Once
@@ -114,7 +114,7 @@ var (
 	resumed   = regexp.MustCompile(`^<\.\.\. (\w+) resumed>(.*)$`)
 	callStart = regexp.MustCompile(`^(\w+)\((.*)$`)
 	retSep    = regexp.MustCompile(`\) += `)
-	fdArg     = regexp.MustCompile(`^(-?\d+|AT_FDCWD)<(.*)>$`)
+	fdArg     = regexp.MustCompile(`^(-?\d+|AT_FDCWD)<(.*)>(?:\(deleted\))?$`) // deleted: an O_TMPFILE
 )
 
 // parseTrace reads a strace -o file.
@@ -292,10 +292,19 @@ func isWrite(c *sysCall) bool {
 	return false
 }
 
-// renames returns the successful renames, by new path, with their old path.
+// renames returns the successful renames, by new path, with their old path,
+// and the links that gave an unnamed file (O_TMPFILE) its name, with the
+// path strace showed for its descriptor (DIR/#INODE) as the old path:
+// linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, NEW, AT_SYMLINK_FOLLOW).
 func (tr *trace) renames() map[string][]renameCall {
 	out := map[string][]renameCall{}
+	fds := map[string]string{} // descriptor: its path in the last call that used it
 	for _, c := range tr.calls {
+		if len(c.args) > 0 {
+			if n, p, ok := fd(c.args[0]); ok {
+				fds[n] = p
+			}
+		}
 		if !c.ok() {
 			continue
 		}
@@ -305,12 +314,25 @@ func (tr *trace) renames() map[string][]renameCall {
 			from, to = tr.pathArg(c, -1, 0), tr.pathArg(c, -1, 1)
 		case "renameat", "renameat2":
 			from, to = tr.pathArg(c, 0, 1), tr.pathArg(c, 2, 3)
+		case "linkat":
+			from, to = tr.pathArg(c, 0, 1), tr.pathArg(c, 2, 3)
+			n, ok := strings.CutPrefix(from, "/proc/self/fd/")
+			if !ok {
+				continue // a link of a named file: not a naming
+			}
+			from = fds[n]
 		default:
 			continue
 		}
 		out[to] = append(out[to], renameCall{c, from})
 	}
 	return out
+}
+
+// unnamed reports whether path is one strace shows for an O_TMPFILE:
+// DIR/#INODE.
+func unnamed(path string) bool {
+	return strings.HasPrefix(filepath.Base(path), "#")
 }
 
 type renameCall struct {
@@ -447,8 +469,9 @@ func realTempDir(t *testing.T) string {
 
 // TestDurabilityOrderFetch: for every line ckfetch echoes, the trace of its
 // system calls shows the order of SPEC.md: the .part file is fsynced after
-// its last write, then renamed to the final name, then the final name's
-// directory is fsynced, and every directory ckfetch created on the way
+// its last write, then renamed to the final name (or, for a small file
+// whose .part has no name, an O_TMPFILE, linked to it), then the final
+// name's directory is fsynced, and every directory ckfetch created on the way
 // (the -d directory, the host directories, the directories of an explicit
 // PATH) is fsynced into its parent, all before the line is written to
 // stdout. Two hosts (127.0.0.1 and 127.0.0.2), a retried URL and an
@@ -507,6 +530,15 @@ func TestDurabilityOrderFetch(t *testing.T) {
 	renames, made := tr.renames(), tr.mkdirs()
 
 	t.Run("part-synced-renamed-dir-synced", func(t *testing.T) {
+		kinds := map[string]int{} // how the final names were made
+		for _, rs := range renames {
+			for _, r := range rs {
+				kinds[r.name]++
+			}
+		}
+		if kinds["linkat"] == 0 || kinds["linkat"] == len(renames) {
+			t.Errorf("final names made by %v; want both ways tested: linkat for the small files, a rename for %s", kinds, items[1].line)
+		}
 		for i, it := range items {
 			echo := echoes[i].write
 			rs := renames[it.path]
@@ -515,7 +547,10 @@ func TestDurabilityOrderFetch(t *testing.T) {
 				continue
 			}
 			r := rs[0]
-			if !strings.Contains(filepath.Base(r.from), outname.PartSuffix) {
+			switch {
+			case r.name == "linkat" && (!unnamed(r.from) || filepath.Dir(r.from) != filepath.Dir(it.path)):
+				t.Errorf("%s: linked from %s, not an unnamed file in %s", it.line, r.from, filepath.Dir(it.path))
+			case r.name != "linkat" && !strings.Contains(filepath.Base(r.from), outname.PartSuffix):
 				t.Errorf("%s: renamed from %s, not a %s file", it.line, r.from, outname.PartSuffix)
 			}
 			// The last fsync of the .part before the rename, and the last

@@ -4,12 +4,14 @@ package download
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,11 +99,22 @@ func isRedirect(code int) bool {
 // retry, so the line fails at once.
 var errBadRedirect = errors.New("bad redirect")
 
-// badLocation reports whether a client error is net/http's for a redirect
-// whose Location it cannot parse: the client parses it before it asks
-// CheckRedirect, and has no error value for it, only its text.
-func badLocation(err error) bool {
-	return strings.Contains(err.Error(), "failed to parse Location header")
+// roundTrip sends req through the Client's Transport, not Client.Do: a
+// redirect is the response (attempt follows it one hop at a time), and the
+// client's own work per request (a copy of the headers for the redirects it
+// would follow, its deadline, its cookie jar: none is used) costs CPU on
+// every small file. A malformed Location is location's to tell.
+func (f *Fetcher) roundTrip(req *http.Request) (*http.Response, error) {
+	rt := f.Client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch // as Client.Do says it: an HTTP answer to https
+	}
+	return resp, err
 }
 
 // location returns where a redirect points, resolved against the URL of the
@@ -154,11 +167,7 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	offset := f.hopHeaders(req, origin, j.part)
 	stall := newStallTimer(f.StallTimeout, cancel)
 	defer stall.stop()
-	resp, err := f.Client.Do(req)
-	if err != nil && badLocation(err) {
-		j.lastHost = host
-		return nil, fmt.Errorf("%w: %v", errBadRedirect, err)
-	}
+	resp, err := f.roundTrip(req)
 	if err != nil {
 		return nil, netError(ctx, doError(err, req, n))
 	}
@@ -232,9 +241,26 @@ func (f *Fetcher) catchUp(ctx context.Context, j *job) error {
 // looked at again under the lock: a download of the same path that ended
 // since Fetch looked may have made it (the file of another URL: an error;
 // of this one: errFound).
-func (f *Fetcher) createPart(ctx context.Context, j *job) error {
+//
+// A fresh download of a known size under saveAfter on disk (not --force,
+// not a Store) gets an unnamed .part instead (openAnon): no lock, no second
+// look at the final name, which its linkat checks (finishAnon). That saves
+// four system calls of the twenty or so a small file costs.
+func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 	if err := f.mkdir(filepath.Dir(j.path)); err != nil {
 		return err
+	}
+	if size >= 0 && size < saveAfter && f.Store == nil && !f.Force && !f.noAnon.Load() && procFDs() {
+		p, err := openAnon(j.path)
+		if err == nil {
+			j.part = p
+			p.digest = j.digest
+			return nil
+		}
+		if !anonUnsupported(err) {
+			return f.local(&os.PathError{Op: "open", Path: filepath.Dir(j.path), Err: err})
+		}
+		f.noAnon.Store(true) // this file system has none: named ones from now on
 	}
 	p, contended, err := openPart(ctx, j.path, true)
 	if err != nil {
@@ -293,7 +319,7 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 	case resp.StatusCode == http.StatusOK:
 		offset = 0
 		if part == nil {
-			if err := f.createPart(ctx, j); err != nil {
+			if err := f.createPart(ctx, j, resp.ContentLength); err != nil {
 				return err
 			}
 			part = j.part

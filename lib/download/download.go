@@ -1,6 +1,9 @@
 // Package download fetches one URL into one durable file: the body goes to a
 // ".part" file beside the destination, which is fsynced and renamed into place
 // and its directory fsynced, so a file under its final name is always whole.
+// A fresh download under 64 KiB (saveAfter) writes into an unnamed file
+// (O_TMPFILE) instead, fsynced and linked under its final name, which linkat
+// never replaces: no lock, no second look at the final name (see createPart).
 // A file is final only when its size equals the total the server stated
 // (a 206's Content-Range SIZE, a 200's Content-Length); a 206 that ends before
 // it keeps its bytes and the next request asks for the rest (an attempt that
@@ -44,6 +47,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -129,7 +133,8 @@ type Fetcher struct {
 	// locked) only while a slot is held.
 	BeforeAttempt func(ctx context.Context, host string) (release func(), err error)
 
-	known knownDirs // directories made and synced in this run (bounded)
+	known  knownDirs   // directories made and synced in this run (bounded)
+	noAnon atomic.Bool // the output's file system has no O_TMPFILE (see createPart)
 
 	// What every request carries (see setHeaders for where each goes).
 	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
@@ -242,6 +247,11 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			if cerr := j.closePart(); err == nil {
 				err = cerr
 			}
+			if err == errFound { // made meanwhile by another download of path
+				r := f.exists(&res, path, o)
+				held()
+				return r
+			}
 			held()
 			if err != nil {
 				return f.end(&res, err)
@@ -333,8 +343,11 @@ func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path strin
 	if err := unix.Fsync(part.fd); err != nil {
 		return fatal(fmt.Errorf("sync %s: %w", part.name, err))
 	}
-	// unix.Rename: os.Rename would first lstat the destination.
-	if err := unix.Rename(part.name, path); err != nil {
+	if part.anon {
+		if err := f.finishAnon(ctx, part, rawURL, path); err != nil {
+			return err
+		}
+	} else if err := unix.Rename(part.name, path); err != nil { // os.Rename would first lstat the destination
 		return f.local(&os.LinkError{Op: "rename", Old: part.name, New: path, Err: err})
 	}
 	part.done()
@@ -342,4 +355,28 @@ func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path strin
 		return fatal(err)
 	}
 	return nil
+}
+
+// finishAnon names the unnamed, fsynced .part of a download path, which
+// linkat does only if the name is free: a download of the same path that
+// ended meanwhile (another line, another ckfetch) made it, and then it is
+// rawURL's file (errFound: the line is done), or another URL's (an error),
+// as when Fetch found it there.
+func (f *Fetcher) finishAnon(ctx context.Context, part *partFile, rawURL, path string) error {
+	err := part.link(path)
+	if err != unix.EEXIST {
+		if err != nil {
+			return f.local(&os.LinkError{Op: "link", Old: part.name, New: path, Err: err})
+		}
+		return nil
+	}
+	part.finished = true // its bytes are not kept: the name has a file
+	found, ferr := f.final(ctx, rawURL, path)
+	switch {
+	case ferr != nil:
+		return ferr
+	case found:
+		return errFound
+	}
+	return f.local(&os.LinkError{Op: "link", Old: part.name, New: path, Err: err})
 }

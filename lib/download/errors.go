@@ -73,7 +73,6 @@ func unfixable(err error) bool {
 	// net/http has no error values for these, only their text.
 	msg := err.Error()
 	return strings.Contains(msg, "unsupported protocol scheme") ||
-		strings.Contains(msg, "failed to parse Location header") ||
 		strings.Contains(msg, "no Host in request URL")
 }
 

@@ -27,6 +27,16 @@ func RefuseXattrs(t testing.TB) {
 	t.Cleanup(func() { fsetxattr, fgetxattr, fremovexattr = set, get, remove })
 }
 
+// RefuseTmpfile makes every O_TMPFILE open fail with EOPNOTSUPP until t
+// ends, as on a file system without them, and counts the opens it refused.
+func RefuseTmpfile(t testing.TB) *int {
+	old := openTmpfile
+	refused := new(int)
+	openTmpfile = func(string, int, uint32) (int, error) { *refused++; return -1, unix.EOPNOTSUPP }
+	t.Cleanup(func() { openTmpfile = old })
+	return refused
+}
+
 // WritePart leaves the .part of dest holding data, with validator recorded,
 // as a run stopped cleanly would.
 func WritePart(dest string, data []byte, validator string) error {

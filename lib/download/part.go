@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,65 @@ type partFile struct {
 	sidecar   bool   // the record lives in meta: the file system refused the xattr
 	finished  bool
 	digest    *digest // of the bytes written, nil: none wanted (see sum.go)
+	// anon: the file has no name yet, an O_TMPFILE in the final name's
+	// directory (see openAnon); name is the one it takes if it must be kept.
+	anon bool
+}
+
+// openAnon opens an unnamed .part for path: an O_TMPFILE in path's
+// directory, for a fresh download too small to be worth resuming after a
+// kill (under saveAfter: a named one would have no record either). It costs
+// no lock and no look at the final name: nobody else can see it, and it
+// gets its name by linkat, which fails when the name is taken (see
+// finishAnon), where a rename would replace it. An O_TMPFILE the file
+// system does not support is unix.EOPNOTSUPP (or EISDIR, EINVAL on old
+// kernels): the caller makes a named one instead.
+func openAnon(path string) (*partFile, error) {
+	fd, err := openTmpfile(filepath.Dir(path), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	return &partFile{name: path + outname.PartSuffix, meta: path + outname.PartSuffix + ".etag", fd: fd, anon: true}, nil
+}
+
+// openTmpfile is unix.Open, replaced by a test that simulates a file
+// system without O_TMPFILE.
+var openTmpfile = unix.Open
+
+// anonUnsupported reports whether an error of openAnon says the file
+// system has no O_TMPFILE.
+func anonUnsupported(err error) bool {
+	return err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL
+}
+
+// procFDs says whether /proc/self/fd exists, through which an O_TMPFILE is
+// linked without privileges (AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH).
+var procFDs = sync.OnceValue(func() bool {
+	return unix.Access("/proc/self/fd", unix.F_OK) == nil
+})
+
+// link gives the unnamed file of p the name to, failing with unix.EEXIST
+// when to exists: it never replaces a file.
+func (p *partFile) link(to string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(p.fd), unix.AT_FDCWD, to, unix.AT_SYMLINK_FOLLOW)
+}
+
+// keep names an unnamed .part that holds bytes worth resuming (a download
+// that stopped before its end): locked first, then linked to its .part
+// name, so nobody sees it unlocked. It stays unnamed (and is dropped at its
+// close) if that name is taken, by another download's .part.
+func (p *partFile) keep() error {
+	if err := unix.Flock(p.fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fatal(fmt.Errorf("lock %s: %w", p.name, err))
+	}
+	if err := p.link(p.name); err != nil {
+		if err == unix.EEXIST {
+			return nil
+		}
+		return fatal(fmt.Errorf("link %s: %w", p.name, err))
+	}
+	p.anon = false
+	return nil
 }
 
 // openPart opens the part file of path and locks it, so two downloads of one
@@ -309,6 +369,11 @@ func (p *partFile) save(durable int64) error {
 	if p.validator == "" {
 		return nil
 	}
+	if p.anon { // a record needs a name (no caller gets here: a guard)
+		if err := p.keep(); err != nil || p.anon {
+			return err
+		}
+	}
 	if p.boot == "" {
 		p.boot = bootID()
 	}
@@ -468,6 +533,12 @@ func (p *partFile) close() error {
 	defer unix.Close(p.fd)
 	if p.finished {
 		return nil
+	}
+	if p.anon && p.size > 0 && p.validator != "" {
+		p.keep() // if it cannot be named, its few bytes are fetched again
+	}
+	if p.anon {
+		return nil // nothing to resume, and no name: the kernel frees it
 	}
 	if p.size == 0 {
 		os.Remove(p.name) // and its xattr with it

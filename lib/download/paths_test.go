@@ -163,10 +163,12 @@ func waitHolders(t *testing.T, name string, n int, done <-chan download.Result) 
 // Two downloads of one path with different URLs at once: the second waits
 // for the first one's .part lock, then finds the first URL's file, and must
 // fail, not count it as its own. The first one's .part exists once its
-// response brings bytes, so the server sends half of them before it waits.
+// response brings bytes, so the server sends some of them before it waits;
+// its body is large enough to be worth resuming, so its .part has a name
+// (see TestSamePathInFlightSmall for the unnamed one).
 func TestSamePathInFlight(t *testing.T) {
 	gate := make(chan struct{})
-	bodyA := fetchtest.Body("a", 1000)
+	bodyA := fetchtest.Body("a", 100_000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/a" {
 			w.Header().Set("Content-Length", strconv.Itoa(len(bodyA)))
