@@ -120,7 +120,9 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go watchStdout(ctx, r.stdout, cancel)
 	r.prog.start()
 
-	r.sched.launch = func(t *ticket) { r.work(ctx, t) }
+	workers := newWorkers(r.c.Jobs, func(t *ticket) { r.work(ctx, t) })
+	defer workers.close()
+	r.sched.launch = workers.launch
 	stopSched := context.AfterFunc(ctx, func() {
 		for _, it := range r.sched.stop() {
 			r.results <- outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
