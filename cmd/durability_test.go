@@ -408,9 +408,16 @@ func written(t *testing.T, c *sysCall) string {
 // started.
 func runTraced(t *testing.T, dir string, stdin *os.File, feed func(), tool string, args ...string) (string, *trace) {
 	t.Helper()
+	return runTracedCalls(t, traced, dir, stdin, feed, tool, args...)
+}
+
+// runTracedCalls is runTraced for the system calls of the strace filter
+// calls (-e calls).
+func runTracedCalls(t *testing.T, calls, dir string, stdin *os.File, feed func(), tool string, args ...string) (string, *trace) {
+	t.Helper()
 	strace := needStrace(t)
 	out := filepath.Join(t.TempDir(), "strace.txt")
-	cmd := exec.Command(strace, append([]string{"-f", "-tt", "-xx", "-y", "-s", "4096", "-o", out, "-e", traced, tool}, args...)...)
+	cmd := exec.Command(strace, append([]string{"-f", "-tt", "-xx", "-y", "-s", "4096", "-o", out, "-e", calls, tool}, args...)...)
 	cmd.Dir = dir
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
@@ -754,4 +761,57 @@ func recordWrite(t *testing.T, tr *trace, path string, i int) *sysCall {
 		}
 	}
 	return nil
+}
+
+// TestFetchSmallFileCalls: the file calls a small file costs, counted in
+// its system calls. 40 files of 3 KB from one host into a new -d: each is
+// written to an unnamed file and linked under its name (no lock, no
+// rename), and no .part is looked for in the host's directory once this
+// run has made it (at most one failed open of a .part per download slot,
+// before the directory exists). A file of 70 KB among them still gets a
+// named .part, locked and renamed.
+func TestFetchSmallFileCalls(t *testing.T) {
+	needStrace(t)
+	srv := fetchtest.New()
+	t.Cleanup(srv.Close)
+	dir := realTempDir(t)
+	outDir := filepath.Join(dir, "out")
+	const small, jobs = 40, 4
+	var input strings.Builder
+	for i := range small {
+		fmt.Fprintf(&input, "%s/f/s%d?size=3000\n", srv.URL, i)
+	}
+	big := srv.URL + "/f/big?size=70000"
+	input.WriteString(big + "\n")
+	const calls = "trace=openat,?open,flock,linkat,renameat,renameat2,?rename"
+	stdout, tr := runTracedCalls(t, calls, dir, tempInput(t, input.String()), nil, "ckfetch", "-q", "-j", strconv.Itoa(jobs), "-d", outDir)
+	if stdout != input.String() {
+		t.Fatalf("ckfetch echoed %q; want every line", stdout)
+	}
+	count := map[string]int{}
+	partOpens := 0
+	for _, c := range tr.calls {
+		count[c.name]++
+		if p := tr.pathArg(c, 0, 1); c.name == "openat" && strings.HasSuffix(p, outname.PartSuffix) && filepath.Dir(p) != outDir { // not the start's probe of -d
+			partOpens++
+		}
+	}
+	if got := count["linkat"]; got != small {
+		t.Errorf("%d linkat calls; want one per small file, %d", got, small)
+	}
+	if got := count["flock"]; got != 1 {
+		t.Errorf("%d flock calls; want 1, for the large file's .part alone", got)
+	}
+	if got := count["renameat"] + count["renameat2"] + count["rename"]; got != 1 {
+		t.Errorf("%d renames; want 1, the large file's", got)
+	}
+	// The large file's .part: one open to create it; the small ones: at
+	// most one failed look per slot before the directory was made.
+	if partOpens > jobs+1 {
+		t.Errorf("%d opens of .part names for %d files; want at most %d", partOpens, small+1, jobs+1)
+	}
+	name, _ := outname.FromURL(big)
+	if _, err := os.Stat(filepath.Join(outDir, filepath.FromSlash(name))); err != nil {
+		t.Errorf("the large file: %v", err)
+	}
 }

@@ -169,3 +169,30 @@ func TestSmallWithoutTmpfile(t *testing.T) {
 		t.Errorf("%d O_TMPFILE opens refused; want 1, then named .part files only", *refused)
 	}
 }
+
+// A small body cut short in a directory this run made leaves a named .part
+// there; a later download of the same URL in the same run looks for it
+// again (the directory is not fresh any more) and continues it.
+func TestSmallPartInFreshDirResumed(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	root := t.TempDir()
+	dest := filepath.Join(root, "new", "dir", "file")
+	f := newFetcher(0)
+	f.Root = root
+	path := "/f/s?size=30000&truncate=10000"
+	if res := f.Fetch(context.Background(), srv.URL+"/f/other?size=100", "h", filepath.Join(root, "new", "dir", "other")); res.Status != download.Done {
+		t.Fatalf("a first file into the new directory: %s (%v)", res.Status, res.Err)
+	}
+	if res := f.Fetch(context.Background(), srv.URL+path, "h", dest); res.Status != download.Failed {
+		t.Fatalf("first try: %s (%v); want failed on the truncated body", res.Status, res.Err)
+	}
+	if st, err := os.Stat(dest + ".part"); err != nil || st.Size() != 10000 {
+		t.Fatalf("after the first try: .part %v, %v; want its 10000 bytes kept", st, err)
+	}
+	res := f.Fetch(context.Background(), srv.URL+path, "h", dest)
+	if res.Status != download.Done || res.Bytes != 20000 {
+		t.Fatalf("second try, same run: %s with %d bytes (%v); want done with the last 20000", res.Status, res.Bytes, res.Err)
+	}
+	wantBody(t, dest, fetchtest.Body("s", 30000))
+}

@@ -150,7 +150,7 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 		if err == nil && next == nil {
 			return // the answer, in the .part: the caller finishes it
 		}
-		if cerr := j.closePart(); cerr != nil {
+		if cerr := f.closePart(j); cerr != nil {
 			next, err = nil, cerr
 		}
 	}()
@@ -208,7 +208,16 @@ func (f *Fetcher) hopHeaders(req *http.Request, origin *url.URL, part *partFile)
 // finished the file meanwhile), or recheck is set (a retry: time passed
 // since Fetch looked), the final name is looked at again: errFound if it is
 // done now.
+//
+// In a fresh directory (made by this run, no named .part made in it since:
+// see knownDirs) there is none to look for, which saves a failed open per
+// small file. Another process sharing the output directory could have made
+// one there, for the same URL (shards share no line): then this download
+// starts from zero, and whichever finishes last gives the name its file.
 func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error {
+	if !recheck && f.known.fresh(filepath.Dir(j.path)) {
+		return nil
+	}
 	p, contended, err := openPart(ctx, j.path, false)
 	if err != nil {
 		return f.local(err)
@@ -262,6 +271,7 @@ func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 		}
 		f.noAnon.Store(true) // this file system has none: named ones from now on
 	}
+	f.known.named(filepath.Dir(j.path))
 	p, contended, err := openPart(ctx, j.path, true)
 	if err != nil {
 		return f.local(err)

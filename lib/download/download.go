@@ -183,12 +183,18 @@ type job struct {
 	digest *digest
 }
 
-// closePart closes the .part file if it is open (see partFile.close).
-func (j *job) closePart() error {
-	if j.part == nil {
+// closePart closes j's .part file if it is open (see partFile.close). An
+// unnamed one that is kept gets its name there: its directory is not fresh
+// any more.
+func (f *Fetcher) closePart(j *job) error {
+	p := j.part
+	if p == nil {
 		return nil
 	}
-	err := j.part.close()
+	if p.anon && p.keeps() {
+		f.known.named(filepath.Dir(j.path))
+	}
+	err := p.close()
 	j.part = nil
 	return err
 }
@@ -226,7 +232,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 	}
 	j := &job{rawURL: rawURL, host: host, path: path, lastHost: host, digest: newDigest(o.Checksum, f.SHA256)}
 	defer func() {
-		if err := j.closePart(); err != nil && !res.Fatal {
+		if err := f.closePart(j); err != nil && !res.Fatal {
 			res.Status, res.Err, res.Fatal = Failed, err, true
 		}
 	}()
@@ -244,7 +250,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 		}
 		if err == nil {
 			err := f.finish(ctx, j.part, rawURL, path)
-			if cerr := j.closePart(); err == nil {
+			if cerr := f.closePart(j); err == nil {
 				err = cerr
 			}
 			if err == errFound { // made meanwhile by another download of path

@@ -173,6 +173,10 @@ func (p *partFile) link(to string) error {
 	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(p.fd), unix.AT_FDCWD, to, unix.AT_SYMLINK_FOLLOW)
 }
 
+// keeps reports whether close keeps the file for a resume: it is not
+// finished, and holds bytes with a validator to resume them by.
+func (p *partFile) keeps() bool { return !p.finished && p.size > 0 && p.validator != "" }
+
 // keep names an unnamed .part that holds bytes worth resuming (a download
 // that stopped before its end): locked first, then linked to its .part
 // name, so nobody sees it unlocked. It stays unnamed (and is dropped at its
@@ -186,6 +190,12 @@ func (p *partFile) keep() error {
 			return nil
 		}
 		return fatal(fmt.Errorf("link %s: %w", p.name, err))
+	}
+	// A download of the same path (another line for this URL) may have
+	// made the final file meanwhile: then nothing is left to resume.
+	if unix.Access(strings.TrimSuffix(p.name, outname.PartSuffix), unix.F_OK) == nil {
+		unix.Unlink(p.name)
+		return nil
 	}
 	p.anon = false
 	return nil
@@ -534,7 +544,7 @@ func (p *partFile) close() error {
 	if p.finished {
 		return nil
 	}
-	if p.anon && p.size > 0 && p.validator != "" {
+	if p.anon && p.keeps() {
 		p.keep() // if it cannot be named, its few bytes are fetched again
 	}
 	if p.anon {

@@ -38,33 +38,70 @@ type DirSyncer interface {
 var maxKnownDirs = 4096
 
 // knownDirs is a bounded set of directories known to exist and to be
-// durable in their parents in this run.
+// durable in their parents in this run, each with whether it is fresh:
+// made by this run, with no named .part made in it since, so that no
+// .part of this run or an earlier one can be in it (see openExisting).
 type knownDirs struct {
 	mu sync.Mutex
-	m  map[string]struct{}
+	m  map[string]dirState
 }
+
+// dirState is what knownDirs knows of a directory; the zero value: nothing.
+type dirState uint8
+
+const (
+	dirKnown dirState = 1 + iota // made and synced
+	dirFresh                     // and made by this run
+	dirNamed                     // and a named .part may be in it: never fresh again
+)
 
 func (k *knownDirs) has(dir string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	_, ok := k.m[dir]
-	return ok
+	return k.m[dir] != 0
 }
 
-// add remembers dir, forgetting an arbitrary other one when full.
-func (k *knownDirs) add(dir string) {
+// fresh reports whether dir is known and fresh.
+func (k *knownDirs) fresh(dir string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.m[dir] == dirFresh
+}
+
+// add remembers dir, made by this run if fresh, forgetting an arbitrary
+// other one when full. Two lines may make one directory at once: the one
+// whose mkdir got EEXIST does not take the other's freshness away, and
+// nothing makes fresh a directory that has had a named .part.
+func (k *knownDirs) add(dir string, fresh bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
-		k.m = map[string]struct{}{}
+		k.m = map[string]dirState{}
 	}
+	cur, ok := k.m[dir]
 	for old := range k.m {
-		if len(k.m) < maxKnownDirs {
+		if ok || len(k.m) < maxKnownDirs {
 			break
 		}
 		delete(k.m, old)
 	}
-	k.m[dir] = struct{}{}
+	switch {
+	case cur == dirNamed:
+	case fresh || cur == dirFresh:
+		k.m[dir] = dirFresh
+	default:
+		k.m[dir] = dirKnown
+	}
+}
+
+// named records that a named .part may be made in dir, which the caller
+// has made (mkdir): it is not fresh, and does not become fresh again.
+func (k *knownDirs) named(dir string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m[dir] != 0 {
+		k.m[dir] = dirNamed
+	}
 }
 
 func (k *knownDirs) len() int {
@@ -196,14 +233,17 @@ func (f *Fetcher) mkdir(dir string) error {
 		if err := f.mkdir(parent); err != nil {
 			return err
 		}
-		if err := unix.Mkdir(dir, 0o777); err != nil && err != unix.EEXIST {
+		err := unix.Mkdir(dir, 0o777)
+		if err != nil && err != unix.EEXIST {
 			return f.local(&os.PathError{Op: "mkdir", Path: dir, Err: err})
 		}
 		if err := f.Dirs.Sync(parent); err != nil {
 			return fatal(err)
 		}
+		f.known.add(dir, err == nil)
+		return nil
 	}
-	f.known.add(dir)
+	f.known.add(dir, false)
 	return nil
 }
 
