@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sync"
 	"time"
@@ -45,9 +46,15 @@ var releaseGrace = time.Second
 //     unless it is used again meanwhile.
 //   - Open connections over all hosts, busy or idle, are kept to MaxOpen =
 //     jobs + SpareConns: a new connection or the end of a request that
-//     passes it closes the idle connections of the hosts least recently
-//     used. Busy ones are never closed; there are at most jobs of them, one
-//     per download slot.
+//     passes it closes idle connections, one by one, those of released
+//     hosts first, then those of the hosts least recently used. Busy ones
+//     are never closed; there are at most jobs of them, one per download
+//     slot. The Pool knows which connection each request got
+//     (httptrace GotConn) and closes just the connections it needs to, never
+//     with Transport.CloseIdleConnections on a host with requests in
+//     flight: that also makes net/http close each of the host's busy
+//     connections when its request ends, until the host's next request,
+//     and a busy host would lose all its connections at once.
 type Pool struct {
 	template *http.Transport
 	perHost  int
@@ -61,10 +68,11 @@ type Pool struct {
 	// host and are not told. It is called with no lock of the Pool held.
 	OnConn func(host string, err error)
 
-	mu    sync.Mutex
-	hosts map[string]*poolHost
-	lru   list.List // of *poolHost, the most recently used first
-	open  int       // connections open over all hosts
+	mu      sync.Mutex
+	hosts   map[string]*poolHost
+	lru     list.List // of *poolHost, the most recently used first
+	open    int       // connections open over all hosts
+	closing int       // of them, idle ones trim chose to close
 }
 
 // poolHost is one host's Transport and its counts.
@@ -75,14 +83,11 @@ type poolHost struct {
 	inflight int           // requests whose response body is not closed yet
 	dialing  int
 	open     int         // connections open
+	idleList []*poolConn // connections whose last request ended, none started since: the oldest first
 	gone     bool        // dropped from the Pool: dials fail
 	released bool        // by the scheduler, and not used since
 	timer    *time.Timer // closes the idle connections of a released host
 }
-
-// idle is how many of h's open connections no request uses (for HTTP/2,
-// where one connection carries many requests, a low estimate).
-func (h *poolHost) idle() int { return max(0, h.open-h.inflight) }
 
 // NewPool returns a Pool whose hosts' Transports are clones of template,
 // for jobs downloads at once over all hosts and perHost at once per host.
@@ -99,15 +104,17 @@ func (p *Pool) MaxOpen() int { return p.maxOpen }
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := hostOf(req.URL)
 	h := p.use(key)
+	u := &connUse{p: p}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: u.got}))
 	resp, err := h.tr.RoundTrip(req)
 	if err != nil {
-		p.end(h)
+		p.end(h, u)
 		if p.OnConn != nil && req.Context().Err() == nil && ConnFailure(err) {
 			p.OnConn(key, err)
 		}
 		return nil, err
 	}
-	resp.Body = &poolBody{ReadCloser: resp.Body, p: p, h: h}
+	resp.Body = &poolBody{ReadCloser: resp.Body, p: p, h: h, u: u}
 	if p.OnConn != nil {
 		p.OnConn(key, nil)
 	}
@@ -149,16 +156,59 @@ func (p *Pool) use(key string) *poolHost {
 	return h
 }
 
+// connUse is the connection one request got, if any yet.
+type connUse struct {
+	p *Pool
+	c *poolConn
+}
+
+// got is the request's GotConn hook: the connection is busy again.
+func (u *connUse) got(info httptrace.GotConnInfo) {
+	c := poolConnOf(info.Conn)
+	if c == nil {
+		return
+	}
+	u.p.mu.Lock()
+	defer u.p.mu.Unlock()
+	if u.c != nil { // net/http retried the request on another connection
+		u.c.ended()
+	}
+	u.c = c
+	c.reqs++
+	c.unidle()
+}
+
+// poolConnOf returns the Pool's connection under conn (a TLS connection
+// wraps it), or nil.
+func poolConnOf(conn net.Conn) *poolConn {
+	for conn != nil {
+		if c, ok := conn.(*poolConn); ok {
+			return c
+		}
+		w, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		conn = w.NetConn()
+	}
+	return nil
+}
+
 // end is called when a request of h has ended: its response body is
-// closed, or it got none.
-func (p *Pool) end(h *poolHost) {
+// closed, or it got none. The connection it used, if no other request
+// uses it, becomes idle.
+func (p *Pool) end(h *poolHost, u *connUse) {
 	p.mu.Lock()
 	h.inflight--
+	if u.c != nil {
+		u.c.ended()
+		u.c = nil
+	}
 	p.lru.MoveToFront(h.elem)
 	victims := p.trim()
 	p.drop(h)
 	p.mu.Unlock()
-	closeIdle(victims)
+	closeConns(victims)
 }
 
 var errHostGone = errors.New("connection no longer needed")
@@ -178,7 +228,7 @@ func (p *Pool) dial(ctx context.Context, h *poolHost, dial func(context.Context,
 	c, err := dial(ctx, network, addr)
 	p.mu.Lock()
 	h.dialing--
-	var victims []*poolHost
+	var victims []*poolConn
 	if err == nil {
 		h.open++
 		p.open++
@@ -188,14 +238,20 @@ func (p *Pool) dial(ctx context.Context, h *poolHost, dial func(context.Context,
 		p.drop(h)
 	}
 	p.mu.Unlock()
-	closeIdle(victims)
+	closeConns(victims)
 	return c, err
 }
 
-// closed is called when a connection of h is closed.
-func (p *Pool) closed(h *poolHost) {
+// closed is called when connection c is closed.
+func (p *Pool) closed(c *poolConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	h := c.h
+	c.unidle()
+	if c.doomed {
+		p.closing--
+	}
+	c.gone = true
 	h.open--
 	p.open--
 	p.drop(h)
@@ -219,7 +275,8 @@ func (p *Pool) Release(host string) {
 	}
 }
 
-// expire closes the idle connections of h if it is still released.
+// expire closes the idle connections of h if it is still released (then
+// it has no request in flight, and CloseIdleConnections closes them all).
 func (p *Pool) expire(h *poolHost) {
 	p.mu.Lock()
 	expired := h.released && !h.gone
@@ -245,32 +302,40 @@ func (p *Pool) drop(h *poolHost) {
 	}
 }
 
-// trim returns the hosts whose idle connections must close to bring the
-// open connections back to maxOpen: first hosts released (nothing queued or
-// running), then the least recently used. p.mu is held.
-func (p *Pool) trim() []*poolHost {
-	excess := p.open - p.maxOpen
+// trim returns the idle connections that must close to bring the open
+// connections back to maxOpen: first those of hosts released (nothing
+// queued or running), then those of the hosts least recently used, the
+// oldest idle first. It marks them doomed; the caller closes them with no
+// lock held. p.mu is held.
+func (p *Pool) trim() []*poolConn {
+	excess := p.open - p.closing - p.maxOpen
 	if excess <= 0 {
 		return nil
 	}
-	var victims []*poolHost
+	var victims []*poolConn
 	for _, released := range []bool{true, false} {
 		for e := p.lru.Back(); e != nil && excess > 0; e = e.Prev() {
 			h := e.Value.(*poolHost)
-			if n := h.idle(); n > 0 && h.released == released {
-				victims = append(victims, h)
-				excess -= n
+			for h.released == released && len(h.idleList) > 0 && excess > 0 {
+				c := h.idleList[0]
+				c.unidle()
+				c.doomed = true
+				p.closing++
+				victims = append(victims, c)
+				excess--
 			}
 		}
 	}
 	return victims
 }
 
-// closeIdle closes the idle connections of hosts, with no lock held (the
-// connections' Close calls back into the Pool).
-func closeIdle(hosts []*poolHost) {
-	for _, h := range hosts {
-		h.tr.CloseIdleConnections()
+// closeConns closes conns, with no lock held (Close calls back into the
+// Pool). net/http's read loop of an idle connection sees it closed and
+// drops it; a request that took it meanwhile is retried on another (a
+// reused connection that fails before any answer is, for a GET).
+func closeConns(conns []*poolConn) {
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
@@ -287,18 +352,50 @@ func (p *Pool) Stats() Stats {
 	return Stats{Hosts: len(p.hosts), Open: p.open}
 }
 
-// poolConn is a connection counted by its Pool until it is closed.
+// poolConn is a connection counted by its Pool until it is closed. Its
+// fields other than the Conn are guarded by the Pool's mu.
 type poolConn struct {
 	net.Conn
-	p    *Pool
-	h    *poolHost
-	once sync.Once
+	p      *Pool
+	h      *poolHost
+	reqs   int  // requests using it (more than one: HTTP/2)
+	idle   bool // in h.idleList
+	doomed bool // chosen by trim, being closed
+	gone   bool // closed
+	once   sync.Once
 }
 
 func (c *poolConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.p.closed(c.h) })
+	c.once.Do(func() { c.p.closed(c) })
 	return err
+}
+
+// ended is called when a request that used c has ended: with no other
+// request on it, c is idle, the newest of its host's.
+func (c *poolConn) ended() {
+	if c.reqs--; c.reqs > 0 || c.idle || c.doomed || c.gone {
+		return
+	}
+	c.idle = true
+	c.h.idleList = append(c.h.idleList, c)
+}
+
+// unidle takes c out of its host's idle connections.
+func (c *poolConn) unidle() {
+	if !c.idle {
+		return
+	}
+	c.idle = false
+	l := c.h.idleList
+	for i, x := range l {
+		if x == c {
+			copy(l[i:], l[i+1:])
+			l[len(l)-1] = nil
+			c.h.idleList = l[:len(l)-1]
+			return
+		}
+	}
 }
 
 // poolBody ends its request in the Pool when it is closed.
@@ -306,12 +403,13 @@ type poolBody struct {
 	io.ReadCloser
 	p    *Pool
 	h    *poolHost
+	u    *connUse
 	once sync.Once
 }
 
 func (b *poolBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.p.end(b.h) })
+	b.once.Do(func() { b.p.end(b.h, b.u) })
 	return err
 }
 

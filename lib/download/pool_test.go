@@ -94,6 +94,84 @@ func TestPoolMaxOpen(t *testing.T) {
 	}
 }
 
+// TestPoolTrimKeepsBusyConns: when the open connections pass MaxOpen, the
+// pool closes an idle connection of the least recently used host and
+// leaves its busy ones alone: once their requests end they serve that
+// host's next requests. (Transport.CloseIdleConnections on a host with
+// requests in flight also made net/http close each busy connection as its
+// request ended: the host dialled again for every one.)
+func TestPoolTrimKeepsBusyConns(t *testing.T) {
+	const busy = 3
+	hold := make(chan struct{})
+	var inHandler sync.WaitGroup
+	inHandler.Add(busy)
+	var mu sync.Mutex
+	aConns := 0
+	a := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			inHandler.Done()
+			<-hold
+		}
+		io.WriteString(w, "ok")
+	}))
+	a.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			aConns++
+			mu.Unlock()
+		}
+	}
+	a.Start()
+	t.Cleanup(a.Close)
+	t.Cleanup(func() {
+		select {
+		case <-hold:
+		default:
+			close(hold)
+		}
+	})
+
+	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: busy + 1}))
+	pool := c.Transport.(*download.Pool)
+	errs := make(chan error, busy)
+	for range busy {
+		go func() {
+			resp, err := c.Get(a.URL + "/hold")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	inHandler.Wait()
+	get(t, c, a.URL+"/quick") // a fourth connection, idle now
+	// Other hosts, one idle connection each, until the pool passes MaxOpen
+	// and trims: host A is the least recently used one with an idle
+	// connection.
+	others, _ := countingServers(t, pool.MaxOpen()-busy)
+	for _, u := range others {
+		get(t, c, u+"/x")
+	}
+	if st := pool.Stats(); st.Open > pool.MaxOpen() {
+		t.Fatalf("%d connections open; want at most MaxOpen %d", st.Open, pool.MaxOpen())
+	}
+	close(hold)
+	for range busy {
+		if err := <-errs; err != nil {
+			t.Fatalf("a held request: %v", err)
+		}
+	}
+	for i := range busy {
+		get(t, c, fmt.Sprintf("%s/again%d", a.URL, i))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if aConns != busy+1 {
+		t.Errorf("host A accepted %d connections; want %d: its %d busy ones serve its next requests", aConns, busy+1, busy)
+	}
+}
+
 // TestPoolForgetsDeadHosts: a host whose connections are refused keeps no
 // state once its request has failed (net/http's Transport would keep a
 // queue for each), and each failure is told as a connection failure.
