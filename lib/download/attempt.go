@@ -23,9 +23,9 @@ import (
 // request to the host of its URL and takes that host's slot and pacing
 // (take); a hop answered by a redirect gives its slot back before the next
 // one asks for its own. A nil error means the .part file (j.part, open) now
-// holds the whole resource; then, as for errFound, the release of the last
-// hop's slot is left in *held, for the caller to call once the file is
-// final. Any other error leaves the .part closed and the slot given back.
+// holds the whole resource. The release of the last hop's slot is left in
+// *held, for the caller to call once the file is final, or the attempt's
+// result is in; any other error leaves the .part closed.
 func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()) error {
 	origin, err := url.Parse(j.rawURL)
 	if err != nil {
@@ -43,11 +43,7 @@ func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()
 			target, host = next.String(), HostKey(next)
 			continue
 		}
-		if err == nil || err == errFound {
-			*held = release
-			return err
-		}
-		release()
+		*held = release
 		return err
 	}
 }

@@ -126,10 +126,12 @@ type Fetcher struct {
 	// a request of its own, to the host of its URL. The place for a limit
 	// over all hosts and per host. release is called when the request's
 	// response was a redirect (before the next hop asks again), after a
-	// failed attempt, or after the file of a successful one is final
-	// (fsynced, renamed, its directory synced): the slot of the last hop
-	// covers the whole download, so with one slot the next line never
-	// starts before this one is settled. The .part file is open (and
+	// failed attempt that is retried (before its backoff), or, for the
+	// last attempt, once the download has ended (the file of a successful
+	// one is final: fsynced, renamed, its directory synced) and, with
+	// Options.Held, its caller has taken the result in: the slot of the
+	// last hop covers the whole download, so with one slot the next line
+	// never starts before this one is settled. The .part file is open (and
 	// locked) only while a slot is held.
 	BeforeAttempt func(ctx context.Context, host string) (release func(), err error)
 
@@ -164,6 +166,13 @@ type Options struct {
 	// fails the download and leaves the file as it is (Force downloads it
 	// again).
 	Checksum Checksum
+	// Held, if not nil, receives the release of the slot (BeforeAttempt's)
+	// that the download still holds when FetchWith returns: its last
+	// attempt's, done or failed. The caller calls it once it has taken the
+	// result in, so that with one slot the next line never starts, nor
+	// ends, before this one's result is in (a no-op when it holds none).
+	// Nil: FetchWith calls it before it returns.
+	Held *func()
 }
 
 // job is one Fetch on its way.
@@ -223,6 +232,18 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 		res.Path = f.Store.Where(f.storeName(path))
 	}
 	defer func() { res.Duration = time.Since(start) }()
+	// held is the release of the slot of the attempt that ended last: it
+	// is given back before the next attempt (or its backoff), and the last
+	// one's is left to the caller (o.Held) or given back on return, after
+	// the .part is closed (deferred first, so it runs last).
+	held := func() {}
+	defer func() {
+		if o.Held != nil {
+			*o.Held = held
+		} else {
+			held()
+		}
+	}()
 	found, err := f.final(ctx, rawURL, path)
 	if err != nil {
 		return f.end(&res, err)
@@ -241,12 +262,11 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 	failures := 0 // attempts that failed; a short 206 that brought bytes is not one
 	for {
 		res.Attempts++
-		var held func() // the slot of a successful attempt, kept through finish
+		held()
+		held = func() {}
 		err := f.attempt(ctx, j, &res, &held)
 		if err == errFound { // another download of this path finished it
-			r := f.exists(&res, path, o)
-			held()
-			return r
+			return f.exists(&res, path, o)
 		}
 		if err == nil {
 			err := f.finish(ctx, j.part, rawURL, path)
@@ -254,11 +274,8 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 				err = cerr
 			}
 			if err == errFound { // made meanwhile by another download of path
-				r := f.exists(&res, path, o)
-				held()
-				return r
+				return f.exists(&res, path, o)
 			}
-			held()
 			if err != nil {
 				return f.end(&res, err)
 			}
@@ -276,6 +293,8 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 		if !errors.As(err, &r) || failures > f.Retries {
 			return f.end(&res, err)
 		}
+		held() // no slot is held through the backoff
+		held = func() {}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter keeps many clients apart
 		backoff = min(2*backoff, f.MaxBackoff)
 		if r.after > 0 {

@@ -186,3 +186,42 @@ func TestNothingMadeWithoutBytes(t *testing.T) {
 		wantNothingIn(t, dir)
 	}
 }
+
+// TestHeldSlotOfLastAttempt: with Options.Held, the slot of the last
+// attempt is still held when FetchWith returns, done or failed, and the
+// release is the caller's; a retried attempt's slot goes back before the
+// next one asks. ckfetch's -j 1 order of results rests on it: a 404 whose
+// slot went back before its result was in could be overtaken by the next
+// line's.
+func TestHeldSlotOfLastAttempt(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	for _, tc := range []struct {
+		path     string
+		status   download.Status
+		attempts int
+	}{
+		{"/f/ok?size=10", download.Done, 1},
+		{"/status/404", download.Failed, 1},
+		{"/status/500", download.Failed, 3},
+	} {
+		f := newFetcher(2)
+		s := &slots{}
+		f.BeforeAttempt = s.acquire
+		var held func()
+		res := f.FetchWith(context.Background(), srv.URL+tc.path, hostOf(t, srv.URL), filepath.Join(t.TempDir(), "file"), download.Options{Held: &held})
+		if res.Status != tc.status || res.Attempts != tc.attempts {
+			t.Fatalf("%s: %s after %d attempts (%v); want %s after %d", tc.path, res.Status, res.Attempts, res.Err, tc.status, tc.attempts)
+		}
+		s.mu.Lock()
+		h, rel, most := s.held, s.released, s.maxHeld
+		s.mu.Unlock()
+		if h != 1 || rel != tc.attempts-1 || most != 1 {
+			t.Errorf("%s: on return %d slots held, %d given back, at most %d at once; want 1, %d, 1", tc.path, h, rel, most, tc.attempts-1)
+		}
+		held()
+		if s.held != 0 {
+			t.Errorf("%s: %d slots held after the caller's release; want 0", tc.path, s.held)
+		}
+	}
+}

@@ -292,3 +292,48 @@ func TestFetchFailedInInputOrderOneSlot(t *testing.T) {
 		t.Fatalf("--failed has %d records, want %d", len(got), len(want))
 	}
 }
+
+// TestFetchFailedInInputOrderOneSlotHTTP: with -j 1, lines that fail on
+// the server's answer (404, and 500 after its retries) are listed in
+// --failed in input order too: a failed attempt's slot is not given back
+// before its line's result is in.
+func TestFetchFailedInInputOrderOneSlotHTTP(t *testing.T) {
+	srv := fetchtest.New()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	var in strings.Builder
+	var want []string
+	for i := range 300 {
+		line := fmt.Sprintf("%s/status/404?n=%d", srv.URL, i)
+		if i%3 == 0 {
+			line = fmt.Sprintf("%s/f/ok%d?size=10", srv.URL, i)
+		} else {
+			want = append(want, line)
+		}
+		in.WriteString(line + "\n")
+	}
+	failed := filepath.Join(dir, "failed.txt")
+	code := fetch.Main(context.Background(), []string{"-q", "-j", "1", "-d", filepath.Join(dir, "out"), "--failed", failed},
+		strings.NewReader(in.String()), io.Discard, io.Discard)
+	if code != cli.ExitFailure {
+		t.Fatalf("status %d, want %d", code, cli.ExitFailure)
+	}
+	b, err := os.ReadFile(failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("--failed is not in input order: record %d is %q, want %q", i, got[i], want[i])
+			}
+		}
+		t.Fatalf("--failed has %d records, want %d", len(got), len(want))
+	}
+}

@@ -372,13 +372,16 @@ func (r *run) dispatch(ctx context.Context, items <-chan *item, window chan stru
 func (r *run) work(ctx context.Context, t *ticket) {
 	it := t.it
 	res := download.Result{URL: it.url, Path: it.path, Status: download.Canceled}
+	held := func() {}
 	if ctx.Err() == nil {
-		res = r.fetcher.FetchWith(withTicket(ctx, t), it.url, it.host, it.path, download.Options{Checksum: it.sum})
+		res = r.fetcher.FetchWith(withTicket(ctx, t), it.url, it.host, it.path, download.Options{Checksum: it.sum, Held: &held})
 	}
-	// The result is in before a slot it still holds goes to the next line,
-	// so with -j 1 results (and --failed records) come in input order. The
-	// send does not block: results has room for the whole window.
+	// The result is in before the slot it still holds (its last attempt's,
+	// or the one it was launched with) goes to the next line, so with -j 1
+	// results (and --failed records) come in input order. The send does not
+	// block: results has room for the whole window.
 	r.results <- outcome{it: it, res: res}
+	held()
 	r.sched.done(t)
 }
 
