@@ -490,3 +490,38 @@ func TestFetchHostHealth(t *testing.T) {
 		}
 	})
 }
+
+// TestFetchDescriptorsManyDirs: a run that writes into many directories
+// keeps only a few of them open between their fsyncs, so with 40
+// descriptors and -j 4 it finishes 300 files in 300 directories. (The
+// directory syncer used to keep the first 64 directories open: "too many
+// open files" after 29, exit 2.)
+func TestFetchDescriptorsManyDirs(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux) to run ckfetch with 40 descriptors")
+	}
+	const files = 300
+	farm := newHostFarm(t, 1, false)
+	var in strings.Builder
+	for i := range files {
+		fmt.Fprintf(&in, "http://%s/f%d\td%03d/f\n", farm.addrs[0], i, i)
+	}
+	dir := shmDir(t)
+	cmd := exec.Command(prlimit, "--nofile=40:40", "--", "ckfetch", "-q", "-d", "out", "-j", "4")
+	cmd.Dir, cmd.Stdin = dir, strings.NewReader(in.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if code := exitStatus(t, err); code != 0 {
+		t.Fatalf("ckfetch ended with status %d; want 0\nstderr (tail):\n%s", code, tail(stderr.String(), 2000))
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != files {
+		t.Errorf("%d lines echoed; want %d", n, files)
+	}
+	for i := range files {
+		if _, err := os.Stat(filepath.Join(dir, "out", fmt.Sprintf("d%03d", i), "f")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,7 @@
 package durable
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -110,11 +111,26 @@ func AppendFile(name string, r io.Reader) error {
 type DirSyncer struct {
 	mu   sync.Mutex
 	dirs map[string]*dirState
-	fds  map[string]int // open directories, so a sync is one system call
+	// The directories kept open, so that a sync is one system call: the
+	// most recently synced ones, at most KeptDirs.
+	kept map[string]*list.Element // of *keptDir
+	lru  list.List                // of *keptDir, the most recently used first
 }
 
-// maxOpenDirs bounds the descriptors a DirSyncer keeps open.
-const maxOpenDirs = 64
+// KeptDirs bounds the directories a DirSyncer keeps open between syncs:
+// a few, so that the descriptors of a run stay a small constant plus a few
+// per download slot (a run into many directories, one per host, gains
+// little from keeping more, and a low `ulimit -n` would be used up). A
+// directory being synced that is not kept is opened for the sync and
+// closed after it.
+const KeptDirs = 8
+
+type keptDir struct {
+	dir  string
+	fd   int
+	busy bool // a sync uses fd
+	gone bool // no longer kept: the sync that uses fd closes it
+}
 
 type dirState struct {
 	running bool
@@ -125,38 +141,107 @@ type dirState struct {
 func (s *DirSyncer) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, fd := range s.fds {
-		unix.Close(fd)
+	for e := s.lru.Front(); e != nil; e = e.Next() {
+		if k := e.Value.(*keptDir); k.busy {
+			k.gone = true
+		} else {
+			unix.Close(k.fd)
+		}
 	}
-	s.fds = nil
+	s.kept = nil
+	s.lru.Init()
 }
 
-// syncDir fsyncs dir through a kept descriptor when it can.
+// syncDir fsyncs dir through a kept descriptor when it can. Only one sync
+// of a directory runs at a time (see loop).
 func (s *DirSyncer) syncDir(dir string) error {
-	s.mu.Lock()
-	fd, ok := s.fds[dir]
-	s.mu.Unlock()
-	if !ok {
-		var err error
-		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("sync directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
-		}
-		s.mu.Lock()
-		if s.fds == nil {
-			s.fds = map[string]int{}
-		}
-		if len(s.fds) < maxOpenDirs {
-			s.fds[dir] = fd
-		} else {
-			defer unix.Close(fd)
-		}
-		s.mu.Unlock()
+	k, err := s.take(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	if err := unix.Fsync(fd); err != nil {
+	err = unix.Fsync(k.fd)
+	s.mu.Lock()
+	k.busy = false
+	if k.gone {
+		unix.Close(k.fd)
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// take returns dir's kept descriptor, busy, opening and keeping it if it
+// has none (and closing the least recently used kept one beyond KeptDirs).
+// When the process is out of descriptors it closes the idle kept ones and
+// tries again.
+func (s *DirSyncer) take(dir string) (*keptDir, error) {
+	s.mu.Lock()
+	if e := s.kept[dir]; e != nil {
+		k := e.Value.(*keptDir)
+		k.busy = true
+		s.lru.MoveToFront(e)
+		s.mu.Unlock()
+		return k, nil
+	}
+	s.mu.Unlock()
+	fd, err := openDir(dir)
+	if err == unix.EMFILE && s.closeIdle() {
+		fd, err = openDir(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k := &keptDir{dir: dir, fd: fd, busy: true}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil {
+		s.kept = map[string]*list.Element{}
+	}
+	if _, ok := s.kept[dir]; ok {
+		k.gone = true // kept meanwhile: this one is closed after the sync
+		return k, nil
+	}
+	s.kept[dir] = s.lru.PushFront(k)
+	for s.lru.Len() > KeptDirs {
+		old := s.lru.Remove(s.lru.Back()).(*keptDir)
+		delete(s.kept, old.dir)
+		if old.busy {
+			old.gone = true
+		} else {
+			unix.Close(old.fd)
+		}
+	}
+	return k, nil
+}
+
+func openDir(dir string) (int, error) {
+	for {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// closeIdle closes the kept directories no sync uses, and reports whether
+// it closed any.
+func (s *DirSyncer) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	closed := false
+	for e := s.lru.Front(); e != nil; {
+		next := e.Next()
+		if k := e.Value.(*keptDir); !k.busy {
+			s.lru.Remove(e)
+			delete(s.kept, k.dir)
+			unix.Close(k.fd)
+			closed = true
+		}
+		e = next
+	}
+	return closed
 }
 
 // Sync returns once dir has been fsynced after the call began.

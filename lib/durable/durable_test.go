@@ -2,9 +2,11 @@ package durable_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -131,5 +133,55 @@ func TestMkdirAllConcurrent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDirSyncerKeepsFewOpen: over many directories synced at once and
+// again, at most KeptDirs stay open between syncs (the most recent), and
+// Close closes them.
+func TestDirSyncerKeepsFewOpen(t *testing.T) {
+	root := t.TempDir()
+	var dirs []string
+	for i := range 50 {
+		d := filepath.Join(root, fmt.Sprint(i))
+		if err := os.Mkdir(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	openUnder := func() int {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd to count descriptors")
+		}
+		n := 0
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, root+"/") {
+				n++
+			}
+		}
+		return n
+	}
+	var s durable.DirSyncer
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*len(dirs))
+	for range 3 {
+		for _, d := range dirs {
+			wg.Go(func() { errs <- s.Sync(d) })
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := openUnder(); n == 0 || n > durable.KeptDirs {
+		t.Errorf("%d directories open after the syncs; want 1 to KeptDirs = %d", n, durable.KeptDirs)
+	}
+	s.Close()
+	if n := openUnder(); n != 0 {
+		t.Errorf("%d directories open after Close; want 0", n)
 	}
 }
