@@ -218,7 +218,7 @@ func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error 
 	if err != nil {
 		return f.local(err)
 	}
-	j.part = p
+	f.setPart(j, p)
 	if contended || recheck {
 		if err := f.recheck(ctx, j); err != nil {
 			return err
@@ -258,7 +258,7 @@ func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 	if size >= 0 && size < saveAfter && f.Store == nil && !f.Force && !f.noAnon.Load() && procFDs() {
 		p, err := openAnon(j.path)
 		if err == nil {
-			j.part = p
+			f.setPart(j, p)
 			p.digest = j.digest
 			return nil
 		}
@@ -272,7 +272,7 @@ func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 	if err != nil {
 		return f.local(err)
 	}
-	j.part = p
+	f.setPart(j, p)
 	p.digest = j.digest // the 200 that asked for it starts it (and its digest) again
 	if f.Store != nil && !contended {
 		return nil // nobody finished it since Fetch asked the Store: no second request

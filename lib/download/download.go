@@ -135,8 +135,9 @@ type Fetcher struct {
 	// locked) only while a slot is held.
 	BeforeAttempt func(ctx context.Context, host string) (release func(), err error)
 
-	known  knownDirs   // directories made and synced in this run (bounded)
-	noAnon atomic.Bool // the output's file system has no O_TMPFILE (see createPart)
+	known  knownDirs    // directories made and synced in this run (bounded)
+	noAnon atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
+	files  atomic.Int64 // .part files open
 
 	// What every request carries (see setHeaders for where each goes).
 	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
@@ -205,8 +206,22 @@ func (f *Fetcher) closePart(j *job) error {
 	}
 	err := p.close()
 	j.part = nil
+	f.files.Add(-1)
 	return err
 }
+
+// setPart makes p, just opened, j's .part file (nil: none, there was none
+// to open).
+func (f *Fetcher) setPart(j *job, p *partFile) {
+	j.part = p
+	if p != nil {
+		f.files.Add(1)
+	}
+}
+
+// OpenFiles is the number of .part files open (download.Pool.Files: they
+// share the descriptors of the run with the connections).
+func (f *Fetcher) OpenFiles() int { return int(f.files.Load()) }
 
 // errFound ends an attempt that found, once it held the .part lock, the
 // final file done by another download of the same path: the line counts as

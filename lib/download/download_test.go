@@ -3,6 +3,7 @@ package download_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -354,5 +355,29 @@ func TestResumeThroughFlakyNetwork(t *testing.T) {
 	// every byte received was kept, none fetched twice.
 	if st := srv.URLStats(path); res.Bytes != 1_000_000 || st.Ranged < 3 {
 		t.Errorf("received %d bytes in %d ranged requests; want exactly 1 MB and at least 3 resumes", res.Bytes, st.Ranged)
+	}
+}
+
+// TestOpenFilesCounted: OpenFiles (the files the Pool leaves descriptors
+// for) counts each .part while it is open and is back to zero once the
+// downloads end, done, failed, resumed or cut, small (unnamed) or not.
+func TestOpenFilesCounted(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	f := newFetcher(2)
+	seen := 0
+	f.Progress = func(int64) { seen = max(seen, f.OpenFiles()) }
+	dir := t.TempDir()
+	for i, p := range []string{"/f/a?size=100", "/f/b?size=200000", "/status/404", "/f/c?size=100000&truncate=50000", "/f/d?size=100&reset=50", "/f/a?size=100"} {
+		res := f.Fetch(context.Background(), srv.URL+p, "h", filepath.Join(dir, fmt.Sprint(i%5)))
+		if (res.Status == download.Failed) != (p == "/status/404") {
+			t.Fatalf("%s: %s (%v)", p, res.Status, res.Err)
+		}
+		if n := f.OpenFiles(); n != 0 {
+			t.Fatalf("after %s: OpenFiles %d; want 0", p, n)
+		}
+	}
+	if seen != 1 {
+		t.Errorf("OpenFiles was at most %d while bytes came; want 1", seen)
 	}
 }

@@ -18,8 +18,17 @@ import (
 )
 
 // SpareConns is how many connections over all hosts a Pool keeps open
-// beyond one per download slot (see Pool).
+// beyond two per download slot, less the files open (see Pool).
 const SpareConns = 16
+
+// PoolConns is the most connections a Pool for jobs download slots keeps
+// open, busy or idle, when no file is open: two descriptors per slot (its
+// file and its connection) and SpareConns, which the files open (Pool.Files)
+// share with the connections. So a run's descriptors stay within 2 × jobs +
+// SpareConns (and a few of its own), and while few files are open, as when
+// the slots wait on the network, the pool keeps the connections of more
+// hosts than there are slots.
+func PoolConns(jobs int) int { return 2*jobs + SpareConns }
 
 // releaseGrace is how long a host released by the scheduler keeps its idle
 // connections: a line of it may be on its way through the input.
@@ -44,12 +53,12 @@ var releaseGrace = time.Second
 //   - Release(host), which the scheduler calls when the host has nothing
 //     queued or running, closes its idle connections after releaseGrace
 //     unless it is used again meanwhile.
-//   - Open connections over all hosts, busy or idle, are kept to MaxOpen =
-//     jobs + SpareConns: a new connection or the end of a request that
-//     passes it closes idle connections, one by one, those of released
-//     hosts first, then those of the hosts least recently used. Busy ones
-//     are never closed; there are at most jobs of them, one per download
-//     slot. The Pool knows which connection each request got
+//   - Open connections over all hosts, busy or idle, are kept to MaxOpen
+//     (PoolConns) less the files open (Files): a new connection or the end
+//     of a request that passes it closes idle connections, one by one,
+//     those of released hosts first, then those of the hosts least recently
+//     used. Busy ones are never closed; there are at most jobs of them, one
+//     per download slot, and at most jobs files. The Pool knows which connection each request got
 //     (httptrace GotConn) and closes just the connections it needs to, never
 //     with Transport.CloseIdleConnections on a host with requests in
 //     flight: that also makes net/http close each of the host's busy
@@ -67,6 +76,10 @@ type Pool struct {
 	// Other errors, and requests cancelled or stalled, say nothing of the
 	// host and are not told. It is called with no lock of the Pool held.
 	OnConn func(host string, err error)
+
+	// Files, if set, tells how many files the downloads have open: they
+	// share the descriptors of MaxOpen with the connections.
+	Files func() int
 
 	mu      sync.Mutex
 	hosts   map[string]*poolHost
@@ -93,12 +106,22 @@ type poolHost struct {
 // for jobs downloads at once over all hosts and perHost at once per host.
 // template itself never makes a request.
 func NewPool(template *http.Transport, jobs, perHost int) *Pool {
-	return &Pool{template: template, perHost: perHost, maxOpen: jobs + SpareConns, hosts: map[string]*poolHost{}}
+	return &Pool{template: template, perHost: perHost, maxOpen: PoolConns(jobs), hosts: map[string]*poolHost{}}
 }
 
 // MaxOpen is the number of open connections over which the pool closes
-// idle ones.
+// idle ones when no file is open (PoolConns); each file open lowers it by
+// one.
 func (p *Pool) MaxOpen() int { return p.maxOpen }
+
+// limit is the number of open connections over which the pool closes idle
+// ones now. p.mu is held.
+func (p *Pool) limit() int {
+	if p.Files == nil {
+		return p.maxOpen
+	}
+	return p.maxOpen - p.Files()
+}
 
 // RoundTrip sends req through the Transport of its host.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -303,12 +326,12 @@ func (p *Pool) drop(h *poolHost) {
 }
 
 // trim returns the idle connections that must close to bring the open
-// connections back to maxOpen: first those of hosts released (nothing
+// connections back to the limit: first those of hosts released (nothing
 // queued or running), then those of the hosts least recently used, the
 // oldest idle first. It marks them doomed; the caller closes them with no
 // lock held. p.mu is held.
 func (p *Pool) trim() []*poolConn {
-	excess := p.open - p.closing - p.maxOpen
+	excess := p.open - p.closing - p.limit()
 	if excess <= 0 {
 		return nil
 	}

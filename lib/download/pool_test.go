@@ -70,14 +70,15 @@ func TestPoolKeepsEachHostsConnections(t *testing.T) {
 }
 
 // TestPoolMaxOpen: over more hosts than MaxOpen, the open connections stay
-// within it: the least recently used hosts' idle connections are closed.
+// within it, less the files open: the least recently used hosts' idle
+// connections are closed.
 func TestPoolMaxOpen(t *testing.T) {
 	const jobs, hosts = 2, 40
 	urls, _ := countingServers(t, hosts)
 	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: jobs, PerHost: 4}))
 	pool := c.Transport.(*download.Pool)
-	if got, want := pool.MaxOpen(), jobs+download.SpareConns; got != want {
-		t.Fatalf("MaxOpen %d; want -j + SpareConns = %d", got, want)
+	if got, want := pool.MaxOpen(), 2*jobs+download.SpareConns; got != want {
+		t.Fatalf("MaxOpen %d; want 2 × -j + SpareConns = %d", got, want)
 	}
 	most := 0
 	for r := range 3 {
@@ -88,6 +89,17 @@ func TestPoolMaxOpen(t *testing.T) {
 	}
 	if most > pool.MaxOpen() {
 		t.Errorf("%d connections open at once; want at most MaxOpen %d", most, pool.MaxOpen())
+	}
+	// Files open share the descriptors: each one is a connection less.
+	files := jobs
+	pool.Files = func() int { return files }
+	most = 0
+	for _, u := range urls {
+		get(t, c, u+"/files")
+		most = max(most, pool.Stats().Open)
+	}
+	if want := pool.MaxOpen() - files; most > want {
+		t.Errorf("with %d files open, %d connections open at once; want at most MaxOpen - files = %d", files, most, want)
 	}
 	if st := pool.Stats(); st.Hosts > pool.MaxOpen() {
 		t.Errorf("the pool holds %d hosts; want no more than its %d connections", st.Hosts, pool.MaxOpen())

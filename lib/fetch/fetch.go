@@ -249,7 +249,9 @@ func checkDir(dir string) error {
 
 // newFetcher returns the run's Fetcher, with the settings that load made,
 // paced by s, and ties s to the client's connection pool: s releases hosts
-// out of play, the pool tells s of every connection's fate (host health).
+// out of play, the pool tells s of every connection's fate (host health),
+// and the Fetcher tells the pool the files it has open (they share the
+// descriptors).
 func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 	var limit *rate.Limiter
 	if c.LimitRate > 0 {
@@ -259,7 +261,7 @@ func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 	s.pool = pool
 	s.setHealth(c.HostFailures)
 	pool.OnConn = s.connResult
-	return &download.Fetcher{
+	f := &download.Fetcher{
 		Client:       c.client,
 		Retries:      c.Retries,
 		Backoff:      c.Backoff,
@@ -276,6 +278,8 @@ func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 		Rate:         limit,
 		Store:        c.store,
 	}
+	pool.Files = f.OpenFiles
+	return f
 }
 
 // shortLine shortens a line for a message, with the user information of

@@ -28,9 +28,10 @@ import (
 // simply not eligible until its time comes, and a timer wakes the scheduler
 // then.
 //
-// When more hosts are in play than the connection pool keeps idle
-// connections for (download.SpareConns), the plain rule would make every
-// line of a list that interleaves its hosts open a new connection. Then a
+// When more hosts are in play than the connection pool keeps connections
+// for (download.PoolConns, each host with --per-host of them, or -j if
+// fewer), the plain rule would make every line of a list that interleaves
+// its hosts open a new connection, and close another host's. Then a
 // slot given back by a host whose last request got a response goes to that
 // host's own oldest queued line if it can start now (see handOn): its
 // connection is warm. Within a host lines still start in input order, and
@@ -62,6 +63,7 @@ type sched struct {
 	doomed    []*ticket // new lines of unreachable hosts, to fail at the next free slots
 	passes    int       // warm handoffs since the last one that went to the oldest line
 	maxPasses int
+	keepHosts int // hosts in play up to which the pool keeps all their connections (no handoff)
 }
 
 // hostPool is the part of download.Pool the scheduler drives.
@@ -107,7 +109,8 @@ func (h *hostState) readyAt(gap time.Duration) time.Time {
 // the first add.
 func newSched(jobs, perHost int, gap time.Duration) *sched {
 	return &sched{perHost: perHost, gap: gap, free: jobs, hosts: map[string]*hostState{},
-		timed: hostHeap{byTime: true, gap: gap}, maxPasses: passesPerJob * jobs}
+		timed: hostHeap{byTime: true, gap: gap}, maxPasses: passesPerJob * jobs,
+		keepHosts: download.PoolConns(jobs) / min(perHost, jobs)}
 }
 
 // passesPerJob bounds the warm handoffs (see handOn): after passesPerJob ×
@@ -339,15 +342,15 @@ func (s *sched) start(h *hostState, now time.Time) {
 
 // handOn gives the slot h just gave back to h's own oldest queued line, if
 // h can start it now and its last request got a response (its connection
-// is warm), when more hosts are in play than the pool keeps idle
-// connections for: the plain rule would then give the slot to a host whose
+// is warm), when more hosts are in play than the pool keeps all the
+// connections of (keepHosts): the plain rule would then give the slot to a host whose
 // connection is gone, and h's would be closed before its next line's turn.
 // When this passes over an older line of another host, it counts against
 // maxPasses, after which the slot goes by the plain rule (pump). s.mu is
 // held.
 func (s *sched) handOn(h *hostState, now time.Time) {
 	if s.stopped || s.free == 0 || !h.warm || h.heap != &s.ready || len(s.doomed) > 0 ||
-		len(s.hosts) <= download.SpareConns {
+		len(s.hosts) <= s.keepHosts {
 		return
 	}
 	if s.ready.hosts[0] != h { // an older line of another host could start

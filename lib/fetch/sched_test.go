@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ck-tools/ck/lib/download"
 )
 
 // schedRun is a scheduler whose launched lines arrive on a channel.
@@ -58,11 +56,15 @@ func (r *schedRun) finish(tk *ticket, err error) {
 }
 
 // TestSchedWarmHandoff: with -j 1 and more hosts in play than the pool
-// keeps idle connections for, a slot freed by a host whose request got a
+// keeps all the connections of (keepHosts), a slot freed by a host whose request got a
 // response goes to that host's next line, in its input order, and an older
 // line of another host is passed over at most maxPasses times in a row.
 // With few hosts the plain rule holds: lines start in input order.
 func TestSchedWarmHandoff(t *testing.T) {
+	keep := newSched(1, 4, 0).keepHosts // -j 1: a connection a host
+	if keep < 2 {
+		t.Fatalf("the pool keeps the connections of %d hosts at -j 1", keep)
+	}
 	run := func(t *testing.T, hosts, per int) (order []*ticket, maxPasses int) {
 		r := newSchedRun(1, 4)
 		for range per {
@@ -79,10 +81,10 @@ func TestSchedWarmHandoff(t *testing.T) {
 	}
 
 	t.Run("few hosts", func(t *testing.T) {
-		order, _ := run(t, download.SpareConns, 3)
+		order, _ := run(t, keep, 3)
 		for i, tk := range order {
 			if tk.it.seq != int64(i) {
-				t.Fatalf("start %d was line %d; want input order with %d hosts", i, tk.it.seq, download.SpareConns)
+				t.Fatalf("start %d was line %d; want input order with %d hosts", i, tk.it.seq, keep)
 			}
 		}
 	})
@@ -119,12 +121,12 @@ func TestSchedWarmHandoff(t *testing.T) {
 				}
 			}
 			// With runs of per - 1 passes within the bound, each host's lines
-			// run back to back while more than SpareConns hosts are in play;
+			// run back to back while more than keep hosts are in play;
 			// the last ones go by the plain rule.
 			if per-1 > maxPasses {
 				return
 			}
-			if want := (hosts - download.SpareConns - 1) * (per - 1); warm < want {
+			if want := (hosts - keep - 1) * (per - 1); warm < want {
 				t.Errorf("%d of %d starts followed a line of the same host; want at least %d", warm, len(order), want)
 			}
 		})
