@@ -53,8 +53,8 @@ var releaseGrace = time.Second
 //   - Release(host), which the scheduler calls when the host has nothing
 //     queued or running, closes its idle connections after releaseGrace
 //     unless it is used again meanwhile.
-//   - Open connections over all hosts, busy or idle, are kept to MaxOpen
-//     (PoolConns) less the files open (Files): a new connection or the end
+//   - Connections over all hosts, busy, idle or being dialled, are kept to
+//     MaxOpen (PoolConns) less the files open (Files): a dial or the end
 //     of a request that passes it closes idle connections, one by one,
 //     those of released hosts first, then those of the hosts least recently
 //     used. Busy ones are never closed; there are at most jobs of them, one
@@ -85,6 +85,7 @@ type Pool struct {
 	hosts   map[string]*poolHost
 	lru     list.List // of *poolHost, the most recently used first
 	open    int       // connections open over all hosts
+	dialing int       // connections being dialled over all hosts
 	closing int       // of them, idle ones trim chose to close
 }
 
@@ -247,21 +248,22 @@ func (p *Pool) dial(ctx context.Context, h *poolHost, dial func(context.Context,
 		return nil, errHostGone
 	}
 	h.dialing++
+	p.dialing++
+	victims := p.trim() // the dial's socket is a descriptor too
 	p.mu.Unlock()
+	closeConns(victims)
 	c, err := dial(ctx, network, addr)
 	p.mu.Lock()
 	h.dialing--
-	var victims []*poolConn
+	p.dialing--
 	if err == nil {
 		h.open++
 		p.open++
 		c = &poolConn{Conn: c, p: p, h: h}
-		victims = p.trim()
 	} else {
 		p.drop(h)
 	}
 	p.mu.Unlock()
-	closeConns(victims)
 	return c, err
 }
 
@@ -331,7 +333,7 @@ func (p *Pool) drop(h *poolHost) {
 // oldest idle first. It marks them doomed; the caller closes them with no
 // lock held. p.mu is held.
 func (p *Pool) trim() []*poolConn {
-	excess := p.open - p.closing - p.limit()
+	excess := p.open + p.dialing - p.closing - p.limit()
 	if excess <= 0 {
 		return nil
 	}

@@ -106,6 +106,60 @@ func TestPoolMaxOpen(t *testing.T) {
 	}
 }
 
+// TestPoolCountsDials: a connection being dialled counts against MaxOpen
+// (its socket is a descriptor): dials that start while the pool is full of
+// idle connections close idle ones first. (Counted only once connected,
+// 256 dials to hosts that do not answer went beyond the descriptors.)
+func TestPoolCountsDials(t *testing.T) {
+	const jobs, slow = 2, 4
+	urls, _ := countingServers(t, 2*jobs+download.SpareConns+slow)
+	idle, blocked := urls[:len(urls)-slow], urls[len(urls)-slow:]
+	slowHosts := map[string]bool{}
+	for _, u := range blocked {
+		slowHosts[strings.TrimPrefix(u, "http://")] = true
+	}
+	gate := make(chan struct{})
+	var dialing sync.WaitGroup
+	dialing.Add(slow)
+	d := &net.Dialer{}
+	template := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if slowHosts[addr] {
+			dialing.Done()
+			<-gate
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+	pool := download.NewPool(template, jobs, 4)
+	c := &http.Client{Transport: pool}
+	for _, u := range idle {
+		get(t, c, u+"/idle")
+	}
+	if st := pool.Stats(); st.Open != pool.MaxOpen() {
+		t.Fatalf("%d connections open; want MaxOpen %d, all idle", st.Open, pool.MaxOpen())
+	}
+	done := make(chan error, slow)
+	for _, u := range blocked {
+		go func() {
+			resp, err := c.Get(u + "/slow")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	dialing.Wait()
+	if st := pool.Stats(); st.Open+slow > pool.MaxOpen() {
+		t.Errorf("%d connections open beside %d being dialled; want at most MaxOpen %d in all", st.Open, slow, pool.MaxOpen())
+	}
+	close(gate)
+	for range slow {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestPoolTrimKeepsBusyConns: when the open connections pass MaxOpen, the
 // pool closes an idle connection of the least recently used host and
 // leaves its busy ones alone: once their requests end they serve that
