@@ -525,3 +525,49 @@ func TestFetchDescriptorsManyDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchOutOfDescriptors: with fewer descriptors than -j needs, the run
+// stops (exit 2) with a message that says what to do, and blames no host:
+// a dial that finds no descriptor left is not a connection failure of its
+// host (host health would have failed the host's lines as unreachable),
+// nor worth a retry while the other lines hold theirs. What was done is
+// echoed, and nothing else.
+func TestFetchOutOfDescriptors(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux) to run ckfetch with 20 descriptors")
+	}
+	const hosts, perHost = 40, 10
+	farm := newHostFarm(t, hosts, false)
+	var in strings.Builder
+	for i := range perHost {
+		for _, a := range farm.addrs {
+			fmt.Fprintf(&in, "http://%s/f%d\n", a, i)
+		}
+	}
+	dir := shmDir(t)
+	cmd := exec.Command(prlimit, "--nofile=20:20", "--", "ckfetch", "-q", "-d", "out", "-j", "32", "--backoff", "10ms", "--failed", "failed.txt")
+	cmd.Dir, cmd.Stdin = dir, strings.NewReader(in.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if code := exitStatus(t, err); code != 2 {
+		t.Fatalf("ckfetch ended with status %d; want 2\nstderr (tail):\n%s", code, tail(stderr.String(), 2000))
+	}
+	t.Logf("stderr (tail): %s", tail(stderr.String(), 400))
+	if !strings.Contains(stderr.String(), "ulimit -n") {
+		t.Errorf("stderr does not say to raise ulimit -n:\n%s", tail(stderr.String(), 2000))
+	}
+	if strings.Contains(stderr.String(), "host unreachable") {
+		t.Errorf("a host was blamed for the process's own limit:\n%s", tail(stderr.String(), 2000))
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		name := strings.TrimPrefix(l, "http://")
+		if _, err := os.Stat(filepath.Join(dir, "out", name)); err != nil {
+			t.Errorf("echoed %s, but its file: %v", l, err)
+		}
+	}
+}

@@ -45,11 +45,24 @@ func netError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return context.Canceled
 	}
+	if outOfDescriptors(err) {
+		return fatal(fmt.Errorf("%w (%s)", err, descriptorsHint))
+	}
 	if unfixable(err) {
 		return err
 	}
 	return retryable{err: err}
 }
+
+// outOfDescriptors reports whether err says this process (EMFILE) or the
+// system (ENFILE) has no descriptor left: not the host's failure, and not
+// one a retry of this line would fix while the others hold theirs, so the
+// run stops (nothing is lost: the lines not done are not echoed).
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+const descriptorsHint = "out of file descriptors: raise ulimit -n (ckfetch needs about 2 × -j + 40) or lower -j"
 
 // unfixable reports whether a transport error would come back the same on
 // every retry, so the line fails at once instead of after all its retries:
@@ -92,6 +105,8 @@ func ConnFailure(err error) bool {
 		verify *tls.CertificateVerificationError
 	)
 	switch {
+	case outOfDescriptors(err): // ours, not the host's
+		return false
 	case errors.As(err, &dns), errors.As(err, &record), errors.As(err, &alert), errors.As(err, &verify):
 		return true
 	case errors.As(err, &op) && op.Op == "dial": // the proxy's, too

@@ -283,6 +283,8 @@ func classifyLocal(err error, root string) error {
 		if deepInside(errPath(err), root) {
 			return err
 		}
+	case unix.EMFILE, unix.ENFILE:
+		return fatal(fmt.Errorf("%w (%s)", err, descriptorsHint))
 	}
 	return fatal(err) // ENOSPC, EDQUOT, EIO, EROFS, EMFILE, ENFILE, ENOMEM and the unknown
 }

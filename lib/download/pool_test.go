@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,6 +341,7 @@ func TestConnFailure(t *testing.T) {
 		{"unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.EHOSTUNREACH}, true},
 		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
 		{"TLS handshake timeout", errors.New("net/http: TLS handshake timeout"), true},
+		{"out of descriptors (ours, not the host's)", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}, false},
 		{"no answer in time", slow, false},
 		{"cancelled", context.Canceled, false},
 		{"HTTP status", errors.New("HTTP 503 Service Unavailable"), false},
