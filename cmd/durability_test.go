@@ -295,6 +295,7 @@ func isWrite(c *sysCall) bool {
 // renames returns the successful renames, by new path, with their old path,
 // and the links that gave an unnamed file (O_TMPFILE) its name, with the
 // path strace showed for its descriptor (DIR/#INODE) as the old path:
+// linkat(N, "", AT_FDCWD, NEW, AT_EMPTY_PATH), or
 // linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, NEW, AT_SYMLINK_FOLLOW).
 func (tr *trace) renames() map[string][]renameCall {
 	out := map[string][]renameCall{}
@@ -315,6 +316,10 @@ func (tr *trace) renames() map[string][]renameCall {
 		case "renameat", "renameat2":
 			from, to = tr.pathArg(c, 0, 1), tr.pathArg(c, 2, 3)
 		case "linkat":
+			if p, _ := str(c.args[1]); p == "" { // AT_EMPTY_PATH: the descriptor's own file
+				from, to = fdPath(c), tr.pathArg(c, 2, 3)
+				break
+			}
 			from, to = tr.pathArg(c, 0, 1), tr.pathArg(c, 2, 3)
 			n, ok := strings.CutPrefix(from, "/proc/self/fd/")
 			if !ok {

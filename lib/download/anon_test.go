@@ -170,6 +170,26 @@ func TestSmallWithoutTmpfile(t *testing.T) {
 	}
 }
 
+// A kernel that refuses linkat's AT_EMPTY_PATH (before Linux 6.10, without
+// CAP_DAC_READ_SEARCH: ENOENT) gets its small files linked through
+// /proc/self/fd, after one refusal.
+func TestSmallLinkWithoutEmptyPath(t *testing.T) {
+	refused := download.RefuseEmptyPath(t)
+	srv := fetchtest.New()
+	defer srv.Close()
+	f := newFetcher(0)
+	for _, name := range []string{"a", "b", "c"} {
+		res, dest := fetch(t, f, srv, "/f/"+name+"?size=3000")
+		if res.Status != download.Done {
+			t.Fatalf("%s: %s (%v)", name, res.Status, res.Err)
+		}
+		wantBody(t, dest, fetchtest.Body(name, 3000))
+	}
+	if *refused != 1 {
+		t.Errorf("AT_EMPTY_PATH tried %d times; want once, then /proc/self/fd", *refused)
+	}
+}
+
 // A small body cut short in a directory this run made leaves a named .part
 // there; a later download of the same URL in the same run looks for it
 // again (the directory is not fresh any more) and continues it.

@@ -37,6 +37,18 @@ func RefuseTmpfile(t testing.TB) *int {
 	return refused
 }
 
+// RefuseEmptyPath makes linkat refuse AT_EMPTY_PATH (ENOENT, as Linux
+// before 6.10 does without CAP_DAC_READ_SEARCH) until t ends, and counts
+// the refusals.
+func RefuseEmptyPath(t testing.TB) *int {
+	old := linkEmptyPath
+	refused := new(int)
+	linkEmptyPath = func(int, string) error { *refused++; return unix.ENOENT }
+	emptyPathRefused.Store(false)
+	t.Cleanup(func() { linkEmptyPath = old; emptyPathRefused.Store(false) })
+	return refused
+}
+
 // WritePart leaves the .part of dest holding data, with validator recorded,
 // as a run stopped cleanly would.
 func WritePart(dest string, data []byte, validator string) error {

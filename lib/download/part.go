@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -168,9 +169,39 @@ var procFDs = sync.OnceValue(func() bool {
 })
 
 // link gives the unnamed file of p the name to, failing with unix.EEXIST
-// when to exists: it never replaces a file.
+// when to exists: it never replaces a file. It links the descriptor itself
+// (AT_EMPTY_PATH, half the cost of a walk through /proc/self/fd), which
+// Linux allows without privileges since 6.10 for a file the process opened;
+// an older kernel says ENOENT without CAP_DAC_READ_SEARCH, and from then on
+// the link goes through /proc/self/fd.
 func (p *partFile) link(to string) error {
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(p.fd), unix.AT_FDCWD, to, unix.AT_SYMLINK_FOLLOW)
+	if !emptyPathRefused.Load() {
+		err := linkEmptyPath(p.fd, to)
+		if err != unix.ENOENT {
+			return err
+		}
+		// Refused, or to's directory is gone: the other way tells which.
+		err = linkProc(p.fd, to)
+		if err != unix.ENOENT {
+			emptyPathRefused.Store(true)
+		}
+		return err
+	}
+	return linkProc(p.fd, to)
+}
+
+// emptyPathRefused is set once linkat refused AT_EMPTY_PATH.
+var emptyPathRefused atomic.Bool
+
+// linkEmptyPath links the file of descriptor fd as to (AT_EMPTY_PATH); a
+// test replaces it to simulate a kernel that refuses it.
+var linkEmptyPath = func(fd int, to string) error {
+	return unix.Linkat(fd, "", unix.AT_FDCWD, to, unix.AT_EMPTY_PATH)
+}
+
+// linkProc links the file of descriptor fd as to through /proc/self/fd.
+func linkProc(fd int, to string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, to, unix.AT_SYMLINK_FOLLOW)
 }
 
 // keeps reports whether close keeps the file for a resume: it is not
