@@ -820,3 +820,32 @@ func TestFetchSmallFileCalls(t *testing.T) {
 		t.Errorf("the large file: %v", err)
 	}
 }
+
+// TestFetchSmallFileOneWrite: a small body goes to its unnamed file in one
+// write however many pieces it comes in: 10 files of 3,000 bytes, each sent
+// in pieces of 1,000 (fetchtest's slow=20000 writes a twentieth of a
+// second's worth at a time), cost 10 writes to files, not 30.
+func TestFetchSmallFileOneWrite(t *testing.T) {
+	needStrace(t)
+	srv := fetchtest.New()
+	t.Cleanup(srv.Close)
+	dir := realTempDir(t)
+	const files = 10
+	var input strings.Builder
+	for i := range files {
+		fmt.Fprintf(&input, "%s/f/w%d?size=3000&slow=20000\n", srv.URL, i)
+	}
+	stdout, tr := runTracedCalls(t, "trace=write,pwrite64,writev", dir, tempInput(t, input.String()), nil, "ckfetch", "-q", "-j", strconv.Itoa(files), "-d", filepath.Join(dir, "out"))
+	if stdout != input.String() {
+		t.Fatalf("ckfetch echoed %q; want every line", stdout)
+	}
+	writes := 0
+	for _, c := range tr.calls {
+		if isWrite(c) && c.ok() && unnamed(fdPath(c)) {
+			writes++
+		}
+	}
+	if writes != files {
+		t.Errorf("%d writes to unnamed files for %d small files; want one each", writes, files)
+	}
+}

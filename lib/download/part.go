@@ -505,9 +505,23 @@ func (p *partFile) copyFrom(r io.Reader, progress func(int64)) (int64, error) {
 	}
 	buf := getBuf()
 	defer putBuf(buf)
+	read := r.Read
+	if p.anon {
+		// A small body (under saveAfter, its size known) goes to its file in
+		// one write, however many pieces it came in: no progress shows
+		// between them, and none is needed.
+		read = func(b []byte) (n int, err error) {
+			for n < len(b) && err == nil {
+				var m int
+				m, err = r.Read(b[n:])
+				n += m
+			}
+			return n, err
+		}
+	}
 	var total int64
 	for {
-		n, rerr := r.Read(buf)
+		n, rerr := read(buf)
 		if n > 0 {
 			if err := p.write(buf[:n]); err != nil {
 				return total, err
