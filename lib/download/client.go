@@ -67,12 +67,17 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 		ForceAttemptHTTP2:     true,     // custom dialer and TLS config would turn HTTP/2 off
 		ReadBufferSize:        32 << 10, // headers and a small body in one read
 	}
+	// TLS sessions are resumed (one cache over all hosts, since a host's
+	// Transport is a clone): a host whose connection the pool closed to make
+	// room, and that is dialled again, costs no certificate chain to verify,
+	// here or at the server.
+	tr.TLSClientConfig = &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions)}
 	if o.CACert != "" {
 		pool, err := caPool(o.CACert)
 		if err != nil {
 			return nil, err
 		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		tr.TLSClientConfig.RootCAs = pool
 	}
 	if o.Proxy != "" {
 		u, err := proxyURL(o.Proxy)
@@ -88,6 +93,10 @@ func NewClient(o ClientOptions) (*http.Client, error) {
 		},
 	}, nil
 }
+
+// tlsSessions is how many TLS sessions the client keeps for resumption,
+// the most recently used: a few hundred bytes each.
+const tlsSessions = 4096
 
 // caPool returns the system's roots with the PEM certificates of file added.
 func caPool(file string) (*x509.CertPool, error) {

@@ -1,13 +1,21 @@
 package download_test
 
 import (
+	"crypto/tls"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ck-tools/ck/lib/download"
 )
@@ -88,5 +96,38 @@ func TestClientOptionErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("NewClient(%+v): %v; want %s", tc.o, err, tc.want)
 		}
+	}
+}
+
+// TestClientResumesTLS: a host dialled again (here each answer closes its
+// connection) resumes its TLS session instead of a full handshake.
+func TestClientResumesTLS(t *testing.T) {
+	var mu sync.Mutex
+	var resumed []bool
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if tc, ok := c.(*tls.Conn); ok && st == http.StateActive {
+			mu.Lock()
+			resumed = append(resumed, tc.ConnectionState().DidResume)
+			mu.Unlock()
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: 1, CACert: ca}))
+	for i := range 3 {
+		get(t, c, fmt.Sprintf("%s/r%d", srv.URL, i))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{false, true, true}; !slices.Equal(resumed, want) {
+		t.Errorf("TLS connections resumed: %v; want %v (a full handshake, then resumed sessions)", resumed, want)
 	}
 }
