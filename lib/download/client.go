@@ -28,7 +28,7 @@ var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", MaxRedirects)
 type ClientOptions struct {
 	ConnectTimeout time.Duration // for the TCP connect and the TLS handshake each
 	StallTimeout   time.Duration // also the wait for response headers; 0: none
-	Jobs, PerHost  int           // connections: Jobs + SpareConns open in all, PerHost per host (see Pool)
+	Jobs, PerHost  int           // connections: PoolConns(Jobs) open in all, less the files open, PerHost per host (see Pool)
 	// CACert is a PEM file of certificates trusted as roots besides the
 	// system's (which honour SSL_CERT_FILE and SSL_CERT_DIR); "": the
 	// system's alone.
@@ -45,8 +45,8 @@ type ClientOptions struct {
 // (the bytes on disk are the bytes of the resource), HTTP/2 where TLS
 // negotiates it (HTTP/1.1 otherwise and over plain http), and no overall
 // time limit, so large files finish. Its Transport is a *Pool (one Transport
-// per host, up to PerHost idle connections each, Jobs + SpareConns open over
-// all hosts), whose hosts' Transports are clones of the one built here:
+// per host, up to PerHost idle connections each, PoolConns(Jobs) open over
+// all hosts, less the files open), whose hosts' Transports are clones of the one built here:
 // every transport setting belongs in it.
 //
 // It does not follow redirects: a redirect is the response, and Fetcher

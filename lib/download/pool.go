@@ -58,12 +58,13 @@ var releaseGrace = time.Second
 //     of a request that passes it closes idle connections, one by one,
 //     those of released hosts first, then those of the hosts least recently
 //     used. Busy ones are never closed; there are at most jobs of them, one
-//     per download slot, and at most jobs files. The Pool knows which connection each request got
-//     (httptrace GotConn) and closes just the connections it needs to, never
-//     with Transport.CloseIdleConnections on a host with requests in
-//     flight: that also makes net/http close each of the host's busy
-//     connections when its request ends, until the host's next request,
-//     and a busy host would lose all its connections at once.
+//     per download slot, and at most jobs files. The Pool knows which
+//     connection each request got (httptrace GotConn) and closes just the
+//     connections it needs to, never with Transport.CloseIdleConnections on
+//     a host with requests in flight: that also makes net/http close each
+//     of the host's busy connections when its request ends, until the
+//     host's next request, and a busy host would lose all its connections
+//     at once.
 type Pool struct {
 	template *http.Transport
 	perHost  int
