@@ -295,7 +295,7 @@ func TestFetchReuseConnections(t *testing.T) {
 // status 1, the live lines echoed and every dead one in --failed with its
 // reason: a line holds no descriptor before it holds a slot, a dead host's
 // connection state goes with it, and the connections of the live hosts
-// stay within -j + download.SpareConns. No .part file and no directory of
+// stay within download.PoolConns(-j) less the files open. No .part file and no directory of
 // a dead host is left (nothing is made before a response brings bytes),
 // with a retry for each dead line. 16 live hosts only, because
 // durable.DirSyncer keeps up to 64 directories open.
