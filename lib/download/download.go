@@ -219,9 +219,16 @@ func (f *Fetcher) setPart(j *job, p *partFile) {
 	}
 }
 
-// OpenFiles is the number of .part files open (download.Pool.Files: they
-// share the descriptors of the run with the connections).
-func (f *Fetcher) OpenFiles() int { return int(f.files.Load()) }
+// OpenFiles is the number of .part files and directories open
+// (download.Pool.Files: they share the run's descriptors with the
+// connections); directories if Dirs tells them (durable.DirSyncer does).
+func (f *Fetcher) OpenFiles() int {
+	n := int(f.files.Load())
+	if d, ok := f.Dirs.(interface{ Open() int }); ok {
+		n += d.Open()
+	}
+	return n
+}
 
 // errFound ends an attempt that found, once it held the .part lock, the
 // final file done by another download of the same path: the line counts as

@@ -359,8 +359,9 @@ func TestResumeThroughFlakyNetwork(t *testing.T) {
 }
 
 // TestOpenFilesCounted: OpenFiles (the files the Pool leaves descriptors
-// for) counts each .part while it is open and is back to zero once the
-// downloads end, done, failed, resumed or cut, small (unnamed) or not.
+// for) counts each .part while it is open, and the directories the
+// DirSyncer holds; once the downloads end, done, failed, resumed or cut,
+// small (unnamed) or not, only those directories are left.
 func TestOpenFilesCounted(t *testing.T) {
 	srv := fetchtest.New()
 	defer srv.Close()
@@ -373,11 +374,11 @@ func TestOpenFilesCounted(t *testing.T) {
 		if (res.Status == download.Failed) != (p == "/status/404") {
 			t.Fatalf("%s: %s (%v)", p, res.Status, res.Err)
 		}
-		if n := f.OpenFiles(); n != 0 {
-			t.Fatalf("after %s: OpenFiles %d; want 0", p, n)
+		if n, dirs := f.OpenFiles(), f.Dirs.(*durable.DirSyncer).Open(); n != dirs {
+			t.Fatalf("after %s: OpenFiles %d; want the %d directories kept open, no file", p, n, dirs)
 		}
 	}
-	if seen != 1 {
-		t.Errorf("OpenFiles was at most %d while bytes came; want 1", seen)
+	if seen < 1 {
+		t.Errorf("OpenFiles was at most %d while bytes came; want the file counted", seen)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,6 +116,16 @@ type DirSyncer struct {
 	// most recently synced ones, at most KeptDirs.
 	kept map[string]*list.Element // of *keptDir
 	lru  list.List                // of *keptDir, the most recently used first
+	fds  atomic.Int64             // directories open, kept or being synced
+}
+
+// Open is the number of directories s has open now: those it keeps and
+// those being synced (ckfetch's connection pool leaves room for them).
+func (s *DirSyncer) Open() int { return int(s.fds.Load()) }
+
+func (s *DirSyncer) closeFd(fd int) {
+	unix.Close(fd)
+	s.fds.Add(-1)
 }
 
 // KeptDirs bounds the directories a DirSyncer keeps open between syncs:
@@ -145,7 +156,7 @@ func (s *DirSyncer) Close() {
 		if k := e.Value.(*keptDir); k.busy {
 			k.gone = true
 		} else {
-			unix.Close(k.fd)
+			s.closeFd(k.fd)
 		}
 	}
 	s.kept = nil
@@ -163,7 +174,7 @@ func (s *DirSyncer) syncDir(dir string) error {
 	s.mu.Lock()
 	k.busy = false
 	if k.gone {
-		unix.Close(k.fd)
+		s.closeFd(k.fd)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -193,6 +204,7 @@ func (s *DirSyncer) take(dir string) (*keptDir, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.fds.Add(1)
 	k := &keptDir{dir: dir, fd: fd, busy: true}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,7 +222,7 @@ func (s *DirSyncer) take(dir string) (*keptDir, error) {
 		if old.busy {
 			old.gone = true
 		} else {
-			unix.Close(old.fd)
+			s.closeFd(old.fd)
 		}
 	}
 	return k, nil
@@ -236,7 +248,7 @@ func (s *DirSyncer) closeIdle() bool {
 		if k := e.Value.(*keptDir); !k.busy {
 			s.lru.Remove(e)
 			delete(s.kept, k.dir)
-			unix.Close(k.fd)
+			s.closeFd(k.fd)
 			closed = true
 		}
 		e = next

@@ -177,11 +177,11 @@ func TestDirSyncerKeepsFewOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := openUnder(); n == 0 || n > durable.KeptDirs {
-		t.Errorf("%d directories open after the syncs; want 1 to KeptDirs = %d", n, durable.KeptDirs)
+	if n := openUnder(); n == 0 || n > durable.KeptDirs || s.Open() != n {
+		t.Errorf("%d directories open after the syncs (Open says %d); want 1 to KeptDirs = %d, and Open the same", n, s.Open(), durable.KeptDirs)
 	}
 	s.Close()
-	if n := openUnder(); n != 0 {
-		t.Errorf("%d directories open after Close; want 0", n)
+	if n := openUnder(); n != 0 || s.Open() != 0 {
+		t.Errorf("%d directories open after Close (Open says %d); want 0", n, s.Open())
 	}
 }
