@@ -273,24 +273,7 @@ func TestFetchFailedInInputOrderOneSlot(t *testing.T) {
 	if code != cli.ExitFailure {
 		t.Fatalf("status %d, want %d", code, cli.ExitFailure)
 	}
-	b, err := os.ReadFile(failed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		if !strings.HasPrefix(l, "#") {
-			got = append(got, l)
-		}
-	}
-	if !slices.Equal(got, want) {
-		for i := range min(len(got), len(want)) {
-			if got[i] != want[i] {
-				t.Fatalf("--failed is not in input order: record %d is %q, want %q", i, got[i], want[i])
-			}
-		}
-		t.Fatalf("--failed has %d records, want %d", len(got), len(want))
-	}
+	wantFailedInOrder(t, failed, want)
 }
 
 // TestFetchFailedInInputOrderOneSlotHTTP: with -j 1, lines that fail on
@@ -318,6 +301,13 @@ func TestFetchFailedInInputOrderOneSlotHTTP(t *testing.T) {
 	if code != cli.ExitFailure {
 		t.Fatalf("status %d, want %d", code, cli.ExitFailure)
 	}
+	wantFailedInOrder(t, failed, want)
+}
+
+// wantFailedInOrder checks that the --failed file holds the lines want,
+// in that order (its "# reason" lines aside).
+func wantFailedInOrder(t *testing.T, failed string, want []string) {
+	t.Helper()
 	b, err := os.ReadFile(failed)
 	if err != nil {
 		t.Fatal(err)
