@@ -4,7 +4,7 @@
 // Usage:
 //
 //	latencyd serve -hosts N [-live L] [-rtt 20ms] [-port P] [-tls -ca FILE]
-//	               [-ready FILE] [-stats FILE] [-timeout 2h]
+//	               [-ready FILE] [-stats FILE] [-timeout 2h] [-cpuprofile FILE]
 //	latencyd urls  -hosts N [-live L] -urls M -port P [-scheme http|https] [-which all|live|dead]
 //	latencyd verify -urls FILE -dir DIR
 //
@@ -72,6 +72,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -470,8 +471,22 @@ func serveMain(args []string) int {
 	ready := fs.String("ready", "", "write the port here once every listener is bound")
 	statsFile := fs.String("stats", "", "write statistics here on SIGUSR1 and at exit")
 	timeout := fs.Duration("timeout", 2*time.Hour, "exit after this long in any case")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run here (go tool pprof -top FILE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "latencyd serve:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "latencyd serve:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "latencyd serve: "+format+"\n", a...)
