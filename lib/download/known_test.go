@@ -27,3 +27,28 @@ func TestKnownDirsFresh(t *testing.T) {
 		t.Error("named made an unknown directory known; only mkdir may")
 	}
 }
+
+// A directory this run's mkdir made is fresh from that moment, before the
+// maker's sync is over (a line that got EEXIST may be done in it first, and
+// a line started then looked for a .part there: TestFetchSmallFileCalls
+// saw 6 to 9 looks for 4 slots), but known durable only once synced.
+func TestKnownDirsMade(t *testing.T) {
+	var k knownDirs
+	k.made("/a")
+	if !k.fresh("/a") || k.has("/a") {
+		t.Errorf("/a made, not synced: fresh %v, known %v; want fresh, not known", k.fresh("/a"), k.has("/a"))
+	}
+	k.add("/a", false) // the line whose mkdir got EEXIST, synced first
+	if !k.fresh("/a") || !k.has("/a") {
+		t.Errorf("/a synced by another line: fresh %v, known %v; want both", k.fresh("/a"), k.has("/a"))
+	}
+	k.add("/a", true) // the maker's sync ends
+	if !k.fresh("/a") {
+		t.Error("/a lost its freshness")
+	}
+	k.add("/b", false)
+	k.made("/b") // cannot happen (a directory known exists), and changes nothing
+	if k.fresh("/b") {
+		t.Error("made turned a known directory fresh")
+	}
+}

@@ -50,22 +50,54 @@ type knownDirs struct {
 type dirState uint8
 
 const (
-	dirKnown dirState = 1 + iota // made and synced
+	dirMade  dirState = 1 + iota // made by this run, not yet known synced: fresh
+	dirKnown                     // made and synced
 	dirFresh                     // and made by this run
 	dirNamed                     // and a named .part may be in it: never fresh again
 )
 
+// has reports whether dir is known to exist and be durable.
 func (k *knownDirs) has(dir string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.m[dir] != 0
+	st := k.m[dir]
+	return st != 0 && st != dirMade
 }
 
-// fresh reports whether dir is known and fresh.
+// fresh reports whether dir is fresh, synced or not.
 func (k *knownDirs) fresh(dir string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.m[dir] == dirFresh
+	st := k.m[dir]
+	return st == dirFresh || st == dirMade
+}
+
+// made records that this run's mkdir made dir, before it is synced: a line
+// that finds it there meanwhile (EEXIST, or it starts once another line is
+// done in it) knows it fresh at once, not once the maker's sync is over.
+func (k *knownDirs) made(dir string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]dirState{}
+	}
+	k.evict(dir)
+	if k.m[dir] == 0 {
+		k.m[dir] = dirMade
+	}
+}
+
+// evict forgets an arbitrary directory other than dir when full.
+func (k *knownDirs) evict(dir string) {
+	if _, ok := k.m[dir]; ok {
+		return
+	}
+	for old := range k.m {
+		if len(k.m) < maxKnownDirs {
+			break
+		}
+		delete(k.m, old)
+	}
 }
 
 // add remembers dir, made by this run if fresh, forgetting an arbitrary
@@ -78,16 +110,10 @@ func (k *knownDirs) add(dir string, fresh bool) {
 	if k.m == nil {
 		k.m = map[string]dirState{}
 	}
-	cur, ok := k.m[dir]
-	for old := range k.m {
-		if ok || len(k.m) < maxKnownDirs {
-			break
-		}
-		delete(k.m, old)
-	}
-	switch {
+	k.evict(dir)
+	switch cur := k.m[dir]; {
 	case cur == dirNamed:
-	case fresh || cur == dirFresh:
+	case fresh || cur == dirFresh || cur == dirMade:
 		k.m[dir] = dirFresh
 	default:
 		k.m[dir] = dirKnown
@@ -236,6 +262,9 @@ func (f *Fetcher) mkdir(dir string) error {
 		err := unix.Mkdir(dir, 0o777)
 		if err != nil && err != unix.EEXIST {
 			return f.local(&os.PathError{Op: "mkdir", Path: dir, Err: err})
+		}
+		if err == nil {
+			f.known.made(dir)
 		}
 		if err := f.Dirs.Sync(parent); err != nil {
 			return fatal(err)
