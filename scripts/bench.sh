@@ -186,13 +186,27 @@ say "building ck into $BIN"
 go build -o "$BIN/" ./cmd/... ./scripts/benchtools/...
 
 # ---- measuring ----
-# run_timed CMD: runs bash -c CMD in its own session under GNU time; sets
+# in_group CMD...: starts CMD in the background in a process group of its
+# own (CHILD is its pid and the group's id), for the EXIT trap to stop it
+# whole. Not setsid: a session of its own would put the tool in another
+# scheduler autogroup than latencyd and nginx (kernel.sched_autogroup_enabled),
+# and the 2 cores were then shared group against group: latencyd's CPU
+# doubled when it served the multi-threaded ckfetch (1.41 s for 10,000
+# requests against 0.70 s) and not when it served curl, and ckfetch's wall
+# time followed (1.95 s against 1.55 s).
+in_group() {
+	set -m
+	"$@" &
+	CHILD=$!
+	set +m
+}
+
+# run_timed CMD: runs bash -c CMD in its own process group under GNU time; sets
 # R_WALL (s), R_CPU (user+sys, s), R_RSS (peak KiB) and returns CMD's status.
 run_timed() {
 	local tf=$DISK_DIR/time.out t0 t1 rc=0 line
 	t0=$EPOCHREALTIME
-	setsid "$TIME" -f '%U %S %M' -o "$tf" bash -c "$1" &
-	CHILD=$!
+	in_group "$TIME" -f '%U %S %M' -o "$tf" bash -c "$1"
 	wait "$CHILD" || rc=$?
 	t1=$EPOCHREALTIME
 	CHILD=
@@ -215,8 +229,7 @@ run_stat() {
 	rm -f "$sf"
 	lat_stats USR2
 	c0=$L_CONNS h0=$L_HS s0=$L_CPU
-	setsid "$BIN/runstat" -o "$sf" -timeout "${NET_TIMEOUT}s" -- bash -c "$1" &
-	CHILD=$!
+	in_group "$BIN/runstat" -o "$sf" -timeout "${NET_TIMEOUT}s" -- bash -c "$1"
 	wait "$CHILD" || rc=$?
 	CHILD=
 	lat_stats USR1
