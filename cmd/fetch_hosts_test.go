@@ -300,10 +300,6 @@ func TestFetchReuseConnections(t *testing.T) {
 // with a retry for each dead line. 16 live hosts only, because
 // durable.DirSyncer keeps up to 64 directories open.
 func TestFetchDescriptorsManyDeadHosts(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("no prlimit (util-linux) to run ckfetch with 64 descriptors")
-	}
 	const dead, live, perLive = 5000, 16, 30
 	port := deadPort(t)
 	farm := newHostFarm(t, live, false)
@@ -316,13 +312,9 @@ func TestFetchDescriptorsManyDeadHosts(t *testing.T) {
 		}
 	}
 	dir := shmDir(t)
-	cmd := exec.Command(prlimit, "--nofile=64:64", "--", "ckfetch", "-q", "-d", "out", "-j", "4",
+	code, stdout, stderr := runLimited(t, 64, dir, in.String(), "-q", "-d", "out", "-j", "4",
 		"--retries", "1", "--backoff", "10ms", "--failed", "failed.txt")
-	cmd.Dir, cmd.Stdin = dir, strings.NewReader(in.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if code := exitStatus(t, err); code != 1 {
+	if code != 1 {
 		t.Fatalf("ckfetch ended with status %d; want 1\nstderr (tail):\n%s", code, tail(stderr.String(), 2000))
 	}
 	if strings.Contains(stderr.String(), "too many open files") {
@@ -497,10 +489,6 @@ func TestFetchHostHealth(t *testing.T) {
 // directory syncer used to keep the first 64 directories open: "too many
 // open files" after 29, exit 2.)
 func TestFetchDescriptorsManyDirs(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("no prlimit (util-linux) to run ckfetch with 40 descriptors")
-	}
 	const files = 300
 	farm := newHostFarm(t, 1, false)
 	var in strings.Builder
@@ -508,12 +496,8 @@ func TestFetchDescriptorsManyDirs(t *testing.T) {
 		fmt.Fprintf(&in, "http://%s/f%d\td%03d/f\n", farm.addrs[0], i, i)
 	}
 	dir := shmDir(t)
-	cmd := exec.Command(prlimit, "--nofile=40:40", "--", "ckfetch", "-q", "-d", "out", "-j", "4")
-	cmd.Dir, cmd.Stdin = dir, strings.NewReader(in.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if code := exitStatus(t, err); code != 0 {
+	code, stdout, stderr := runLimited(t, 40, dir, in.String(), "-q", "-d", "out", "-j", "4")
+	if code != 0 {
 		t.Fatalf("ckfetch ended with status %d; want 0\nstderr (tail):\n%s", code, tail(stderr.String(), 2000))
 	}
 	if n := strings.Count(stdout.String(), "\n"); n != files {
@@ -533,10 +517,6 @@ func TestFetchDescriptorsManyDirs(t *testing.T) {
 // nor worth a retry while the other lines hold theirs. What was done is
 // echoed, and nothing else.
 func TestFetchOutOfDescriptors(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("no prlimit (util-linux) to run ckfetch with 20 descriptors")
-	}
 	const hosts, perHost = 40, 10
 	farm := newHostFarm(t, hosts, false)
 	var in strings.Builder
@@ -546,12 +526,8 @@ func TestFetchOutOfDescriptors(t *testing.T) {
 		}
 	}
 	dir := shmDir(t)
-	cmd := exec.Command(prlimit, "--nofile=20:20", "--", "ckfetch", "-q", "-d", "out", "-j", "32", "--backoff", "10ms", "--failed", "failed.txt")
-	cmd.Dir, cmd.Stdin = dir, strings.NewReader(in.String())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if code := exitStatus(t, err); code != 2 {
+	code, stdout, stderr := runLimited(t, 20, dir, in.String(), "-q", "-d", "out", "-j", "32", "--backoff", "10ms", "--failed", "failed.txt")
+	if code != 2 {
 		t.Fatalf("ckfetch ended with status %d; want 2\nstderr (tail):\n%s", code, tail(stderr.String(), 2000))
 	}
 	t.Logf("stderr (tail): %s", tail(stderr.String(), 400))
@@ -570,4 +546,21 @@ func TestFetchOutOfDescriptors(t *testing.T) {
 			t.Errorf("echoed %s, but its file: %v", l, err)
 		}
 	}
+}
+
+// runLimited runs ckfetch ARGS in dir with stdin under a limit of nofile
+// open descriptors (prlimit, soft and hard), and returns its exit status,
+// stdout and stderr. Without prlimit (util-linux) the test is skipped.
+func runLimited(t *testing.T, nofile int, dir, stdin string, args ...string) (code int, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skipf("no prlimit (util-linux) to run ckfetch with %d descriptors", nofile)
+	}
+	cmd := exec.Command(prlimit, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--", "ckfetch")
+	cmd.Args = append(cmd.Args, args...)
+	cmd.Dir, cmd.Stdin = dir, strings.NewReader(stdin)
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return exitStatus(t, cmd.Run()), stdout, stderr
 }
