@@ -297,8 +297,7 @@ func TestFetchReuseConnections(t *testing.T) {
 // connection state goes with it, and the connections of the live hosts
 // stay within download.PoolConns(-j) less the files open. No .part file and no directory of
 // a dead host is left (nothing is made before a response brings bytes),
-// with a retry for each dead line. 16 live hosts only, because
-// durable.DirSyncer keeps up to 64 directories open.
+// with a retry for each dead line.
 func TestFetchDescriptorsManyDeadHosts(t *testing.T) {
 	const dead, live, perLive = 5000, 16, 30
 	port := deadPort(t)

@@ -78,17 +78,18 @@ func (k *knownDirs) fresh(dir string) bool {
 func (k *knownDirs) made(dir string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string]dirState{}
-	}
-	k.evict(dir)
+	k.room(dir)
 	if k.m[dir] == 0 {
 		k.m[dir] = dirMade
 	}
 }
 
-// evict forgets an arbitrary directory other than dir when full.
-func (k *knownDirs) evict(dir string) {
+// room makes the map, and room in it for dir: an arbitrary other
+// directory is forgotten when it is full.
+func (k *knownDirs) room(dir string) {
+	if k.m == nil {
+		k.m = map[string]dirState{}
+	}
 	if _, ok := k.m[dir]; ok {
 		return
 	}
@@ -107,10 +108,7 @@ func (k *knownDirs) evict(dir string) {
 func (k *knownDirs) add(dir string, fresh bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.m == nil {
-		k.m = map[string]dirState{}
-	}
-	k.evict(dir)
+	k.room(dir)
 	switch cur := k.m[dir]; {
 	case cur == dirNamed:
 	case fresh || cur == dirFresh || cur == dirMade:
