@@ -44,10 +44,11 @@ type ClientOptions struct {
 // timeout equal to the stall timeout (0: none), no transparent compression
 // (the bytes on disk are the bytes of the resource), HTTP/2 where TLS
 // negotiates it (HTTP/1.1 otherwise and over plain http), and no overall
-// time limit, so large files finish. Its Transport is a *Pool (one Transport
-// per host, up to PerHost idle connections each, PoolConns(Jobs) open over
-// all hosts, less the files open), whose hosts' Transports are clones of the one built here:
-// every transport setting belongs in it.
+// time limit, so large files finish. Its Transport is a *Pool (clients of
+// their own per host, up to PerHost idle connections each, PoolConns(Jobs)
+// open over all hosts, less the files open), whose hosts' Transports are
+// clones of the one built here, and whose lean HTTP/1.1 clients (plain
+// http) take their settings from it: every transport setting belongs in it.
 //
 // It does not follow redirects: a redirect is the response, and Fetcher
 // follows it one hop at a time (attempt.go), so that each hop takes the slot

@@ -1,8 +1,9 @@
 package download
 
-// The connection pool: one http.Transport per host, so that a host with work
-// keeps its connections whatever the others do, and a host without work
-// costs nothing.
+// The connection pool: clients of their own per host (h1 for plain http,
+// an http.Transport for the rest), so that a host with work keeps its
+// connections whatever the others do, and a host without work costs
+// nothing.
 
 import (
 	"container/list"
@@ -35,19 +36,22 @@ func PoolConns(jobs int) int { return 2*jobs + SpareConns }
 var releaseGrace = time.Second
 
 // Pool is the http.RoundTripper of the client NewClient returns. It sends
-// each request through a Transport of the request's own host (the
-// HostKey of its URL, which is also the key of ckfetch's
-// per-host limits), cloned from one template Transport that holds every
-// transport setting, with MaxIdleConnsPerHost the per-host limit and no cap
-// over all hosts that a busy host could lose its connections to. So a host
+// each request through a client of the request's own host (the HostKey of
+// its URL, which is also the key of ckfetch's per-host limits): plain-http
+// GETs through the lean HTTP/1.1 client h1 (h1.go), everything else
+// (https, a proxy) through a Transport cloned from one template Transport
+// that holds every transport setting (h1 takes its dialer, header and idle
+// timeouts and read buffer from it too). Either keeps up to the per-host
+// limit of idle connections, with no cap over all hosts that a busy host
+// could lose its connections to. So a host
 // with lines queued or running keeps its connections, and over a run the
 // connections (and TLS handshakes) follow the hosts × the per-host limit,
 // not the requests.
 //
 // Memory and descriptors follow the hosts in play, not every host seen:
-//   - A host's Transport exists only while it has a request in flight, a
-//     connection being dialled or one open. The Transport of a host whose
-//     dials failed goes with its last request, and with it net/http's
+//   - A host's clients exist only while it has a request in flight, a
+//     connection being dialled or one open. The clients of a host whose
+//     dials failed go with its last request, and with them net/http's
 //     per-host state (the queues of requests that waited for a connection)
 //     that one shared Transport keeps for every host it ever dialled.
 //   - Release(host), which the scheduler calls when the host has nothing
@@ -90,12 +94,13 @@ type Pool struct {
 	closing int       // of them, idle ones trim chose to close
 }
 
-// poolHost is one host's Transport and its counts.
+// poolHost is one host's clients and its counts.
 type poolHost struct {
 	key      string
-	tr       *http.Transport
-	elem     *list.Element // in Pool.lru
-	inflight int           // requests whose response body is not closed yet
+	tr       *http.Transport // net/http's, for what h1 does not send; nil until needed
+	h1       *h1             // the lean HTTP/1.1 client of plain http; nil until needed
+	elem     *list.Element   // in Pool.lru
+	inflight int             // requests whose response body is not closed yet
 	dialing  int
 	open     int         // connections open
 	idleList []*poolConn // connections whose last request ended, none started since: the oldest first
@@ -104,8 +109,8 @@ type poolHost struct {
 	timer    *time.Timer // closes the idle connections of a released host
 }
 
-// NewPool returns a Pool whose hosts' Transports are clones of template,
-// for jobs downloads at once over all hosts and perHost at once per host.
+// NewPool returns a Pool whose hosts' clients take their settings from
+// template (their Transports are clones of it), for jobs downloads at once over all hosts and perHost at once per host.
 // template itself never makes a request.
 func NewPool(template *http.Transport, jobs, perHost int) *Pool {
 	return &Pool{template: template, perHost: perHost, maxOpen: PoolConns(jobs), hosts: map[string]*poolHost{}}
@@ -125,13 +130,13 @@ func (p *Pool) limit() int {
 	return p.maxOpen - p.Files()
 }
 
-// RoundTrip sends req through the Transport of its host.
+// RoundTrip sends req through a client of its host.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := hostOf(req.URL)
-	h := p.use(key)
+	h, rt := p.use(key, req)
 	u := &connUse{p: p}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: u.got}))
-	resp, err := h.tr.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		p.end(h, u)
 		if p.OnConn != nil && req.Context().Err() == nil && ConnFailure(err) {
@@ -147,27 +152,15 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // use returns the host of key, new if it has none, with one more request
-// in flight.
-func (p *Pool) use(key string) *poolHost {
+// in flight, and the client of that host that sends req: the lean HTTP/1.1
+// one where it can (see h1Request), net/http's Transport otherwise. Each is
+// made at the host's first request that needs it.
+func (p *Pool) use(key string, req *http.Request) (*poolHost, http.RoundTripper) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h := p.hosts[key]
 	if h == nil {
 		h = &poolHost{key: key}
-		h.tr = p.template.Clone()
-		h.tr.MaxIdleConns = 0 // this Transport has one host: MaxIdleConnsPerHost is its cap
-		h.tr.MaxIdleConnsPerHost = p.perHost
-		// And no more open at once than the per-host limit lets requests
-		// run: net/http would otherwise dial for a request that then gets a
-		// connection given back first, and keep both.
-		h.tr.MaxConnsPerHost = p.perHost
-		dial := h.tr.DialContext
-		if dial == nil {
-			dial = (&net.Dialer{}).DialContext
-		}
-		h.tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return p.dial(ctx, h, dial, network, addr)
-		}
 		h.elem = p.lru.PushFront(h)
 		p.hosts[key] = h
 	} else {
@@ -178,7 +171,35 @@ func (p *Pool) use(key string) *poolHost {
 		h.released = false
 		h.timer.Stop()
 	}
-	return h
+	if h1Request(req, p.template.Proxy) {
+		if h.h1 == nil {
+			h.h1 = &h1{dial: p.hostDial(h), headerTimeout: p.template.ResponseHeaderTimeout,
+				idleTimeout: p.template.IdleConnTimeout, maxIdle: p.perHost, readBuf: p.template.ReadBufferSize}
+		}
+		return h, h.h1
+	}
+	if h.tr == nil {
+		h.tr = p.template.Clone()
+		h.tr.MaxIdleConns = 0 // this Transport has one host: MaxIdleConnsPerHost is its cap
+		h.tr.MaxIdleConnsPerHost = p.perHost
+		// And no more open at once than the per-host limit lets requests
+		// run: net/http would otherwise dial for a request that then gets a
+		// connection given back first, and keep both.
+		h.tr.MaxConnsPerHost = p.perHost
+		h.tr.DialContext = p.hostDial(h)
+	}
+	return h, h.tr
+}
+
+// hostDial returns the dialer of h's clients: the template's, counted.
+func (p *Pool) hostDial(h *poolHost) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := p.template.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return p.dial(ctx, h, dial, network, addr)
+	}
 }
 
 // connUse is the connection one request got, if any yet.
@@ -306,9 +327,16 @@ func (p *Pool) Release(host string) {
 func (p *Pool) expire(h *poolHost) {
 	p.mu.Lock()
 	expired := h.released && !h.gone
+	tr, lean := h.tr, h.h1
 	p.mu.Unlock()
-	if expired {
-		h.tr.CloseIdleConnections()
+	if !expired {
+		return
+	}
+	if tr != nil {
+		tr.CloseIdleConnections()
+	}
+	if lean != nil {
+		lean.CloseIdleConnections()
 	}
 }
 
@@ -367,7 +395,7 @@ func closeConns(conns []*poolConn) {
 
 // Stats are a Pool's counts, for tests.
 type Stats struct {
-	Hosts int // hosts with a Transport
+	Hosts int // hosts with clients
 	Open  int // connections open
 }
 

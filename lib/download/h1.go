@@ -1,0 +1,412 @@
+package download
+
+// The lean HTTP/1.1 client: one host's plain-http GETs, without net/http's
+// two goroutines and their hand-offs per connection.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// h1 sends the plain-http requests of one host of a Pool over HTTP/1.1
+// connections it keeps itself; https, proxies and anything else go through
+// net/http's Transport (see h1Request). Requests are written by
+// http.Request.Write and responses read by http.ReadResponse, net/http's own
+// wire code, so the bytes on the wire and the parsing of the answer are
+// net/http's: what it leaves out is the machinery around them. net/http
+// runs a read goroutine and a write goroutine per connection, and a request
+// passes through both by channels, which costs about as much CPU per small
+// file as everything else ckfetch does in user space. Here the request's
+// own goroutine writes the request and reads the answer.
+//
+// What net/http's Transport does that matters here is kept:
+//   - A connection is reused only after its response body was read to the
+//     end, with no byte after it, when neither side asked to close it; a
+//     body closed early closes its connection.
+//   - A connection taken from the idle ones is checked first (a peek that
+//     does not wait): one the server closed while it was idle is dropped,
+//     and so is one with bytes the server sent unasked (a response that
+//     was longer than it said): they would be read as the next answer.
+//   - A request on a reused connection that fails before any byte of an
+//     answer (the server closed it meanwhile) is sent again on another, as
+//     net/http does for a GET.
+//   - The wait for the response headers is bounded by headerTimeout;
+//     cancelling the request's context ends a write or a read at once.
+//   - 1xx answers before the final one are skipped.
+//   - Idle connections older than idleTimeout are closed instead of used.
+//
+// Its connections come from dial, the Pool's counted dialer, and each
+// request tells httptrace's GotConn which one it got, as net/http does: the
+// Pool's bookkeeping is the same for both clients.
+type h1 struct {
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	headerTimeout time.Duration // 0: none
+	idleTimeout   time.Duration // 0: none
+	maxIdle       int
+	readBuf       int
+
+	mu   sync.Mutex
+	idle []*h1Conn // the most recently used last
+}
+
+// h1Request reports whether the lean client can send req: a GET or HEAD
+// without a body over plain http to an ASCII host, no proxy, and headers
+// that net/http would not refuse. proxy is the Transport's Proxy function.
+func h1Request(req *http.Request, proxy func(*http.Request) (*url.URL, error)) bool {
+	if req.URL.Scheme != "http" || (req.Method != http.MethodGet && req.Method != http.MethodHead) ||
+		(req.Body != nil && req.Body != http.NoBody) || !asciiHost(req.URL.Host) || (req.Host != "" && !asciiHost(req.Host)) {
+		return false
+	}
+	if proxy != nil {
+		if u, err := proxy(req); err != nil || u != nil {
+			return false
+		}
+	}
+	for name, values := range req.Header {
+		if !validFieldName(name) {
+			return false
+		}
+		for _, v := range values {
+			if !validFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func asciiHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validFieldName is RFC 9110's token.
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue refuses the control characters that would end or split
+// a header line (a tab is allowed).
+func validFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// h1Conn is one connection of an h1.
+type h1Conn struct {
+	nc     net.Conn // the Pool's *poolConn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+
+	mu        sync.Mutex
+	cancelled bool // the request's context is done: the deadline set in the past stays
+}
+
+// errServerClosedIdle is the error of a request whose reused connection the
+// server had closed: it is sent again on another.
+var errServerClosedIdle = errors.New("server closed idle connection")
+
+// errHeaderTimeout is the error of a response whose headers did not come
+// within the header timeout (the stall timeout).
+var errHeaderTimeout = errors.New("timeout awaiting response headers")
+
+// RoundTrip sends req, which h1Request accepted.
+func (t *h1) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	addr := net.JoinHostPort(req.URL.Hostname(), portOr(req.URL.Port(), "80"))
+	for {
+		c, reused, err := t.conn(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
+			trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused, WasIdle: reused})
+		}
+		resp, err := t.send(ctx, c, req, reused)
+		if err == nil {
+			return resp, nil
+		}
+		c.nc.Close()
+		if !reused || !errors.Is(err, errServerClosedIdle) || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func portOr(port, def string) string {
+	if port == "" {
+		return def
+	}
+	return port
+}
+
+// conn returns an idle connection that is still usable (reused true), or a
+// new one.
+func (t *h1) conn(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			break
+		}
+		c = t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		if t.idleTimeout > 0 && time.Since(c.idleAt) > t.idleTimeout || !quiet(c.nc) {
+			c.nc.Close()
+			continue
+		}
+		return c, true, nil
+	}
+	nc, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, t.readBuf), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+}
+
+// quiet reports whether an idle connection has nothing to read and is not
+// closed by its peer: a peek that does not wait (one system call). A
+// connection that cannot be asked (not a socket) counts as quiet.
+func quiet(nc net.Conn) bool {
+	if pc, ok := nc.(*poolConn); ok {
+		nc = pc.Conn
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var b [1]byte
+	ok = false
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = rerr == syscall.EAGAIN // nothing unasked, not closed (n == 0: EOF)
+		return true
+	})
+	return err == nil && ok
+}
+
+// send writes req on c and reads the answer's headers. On an error c is
+// not usable again (the caller closes it).
+func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
+	c.mu.Lock()
+	c.cancelled = false
+	c.mu.Unlock()
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cancelled = true
+		c.nc.SetDeadline(aLongTimeAgo)
+		c.mu.Unlock()
+	})
+	resp, err := t.exchange(c, req, reused)
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	if !c.cancelled && t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
+	b := &h1Body{t: t, c: c, rc: resp.Body, stop: stop, ctx: ctx,
+		keep: !resp.Close && !req.Close && !wantsClose(req.Header)}
+	if resp.Body == http.NoBody {
+		b.eof()
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// exchange writes req and reads the answer's headers, skipping 1xx ones.
+func (t *h1) exchange(c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
+	if err := req.Write(c.bw); err != nil {
+		return nil, noAnswer(err, reused)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, noAnswer(err, reused)
+	}
+	for {
+		if _, err := c.br.Peek(1); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, errHeaderTimeout
+			}
+			return nil, noAnswer(err, reused)
+		}
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, errHeaderTimeout
+			}
+			return nil, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// noAnswer is the error of a connection that failed before any byte of an
+// answer. On a reused connection, one that a closed connection gives (EOF,
+// reset, broken pipe, or closed here: the Pool closes idle connections to
+// make room, and a request may have taken one just before) marks it
+// errServerClosedIdle: the request is sent again. On a new one it is the
+// host's failure (see ConnFailure: the cause stays in the chain).
+func noAnswer(err error, reused bool) error {
+	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	switch {
+	case reused && (closed || errors.Is(err, net.ErrClosed)):
+		return fmt.Errorf("%w (%w)", errServerClosedIdle, err)
+	case closed:
+		return fmt.Errorf("connection closed before any answer: %w", err)
+	}
+	return err
+}
+
+// wantsClose reports whether the request's headers ask to close the
+// connection after it.
+func wantsClose(h http.Header) bool {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "close") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// h1Body is a response body of an h1: at its end, its connection goes back
+// to the idle ones when it may be reused; closed before, the connection is
+// closed. Close may come while a Read waits (it ends the Read).
+type h1Body struct {
+	t    *h1
+	c    *h1Conn
+	rc   io.ReadCloser // nil once read to its end
+	stop func() bool   // of the context.AfterFunc that cancels the request
+	ctx  context.Context
+	keep bool        // neither side asked to close the connection
+	done atomic.Bool // c is given back or closed
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.rc == nil {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof()
+	case err != nil:
+		if b.ctx.Err() != nil {
+			err = b.ctx.Err()
+		}
+		b.finish(false)
+	}
+	return n, err
+}
+
+// eof ends a body read to its end: its connection is reused if no byte
+// follows the answer in the read buffer.
+func (b *h1Body) eof() {
+	b.finish(b.keep && b.c.br.Buffered() == 0)
+	b.rc = nil
+}
+
+// finish gives the connection back (reuse) or closes it, once.
+func (b *h1Body) finish(reuse bool) {
+	if b.done.Swap(true) {
+		return
+	}
+	if !b.stop() {
+		reuse = false // cancelled: its deadline is in the past
+	}
+	if reuse {
+		b.t.put(b.c)
+	} else {
+		b.c.nc.Close()
+	}
+}
+
+func (b *h1Body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// put makes c idle, the most recently used; beyond maxIdle the oldest idle
+// one is closed.
+func (t *h1) put(c *h1Conn) {
+	c.idleAt = time.Now()
+	t.mu.Lock()
+	var extra *h1Conn
+	switch {
+	case t.maxIdle <= 0:
+		extra = c
+	case len(t.idle) >= t.maxIdle:
+		extra = t.idle[0]
+		copy(t.idle, t.idle[1:])
+		t.idle[len(t.idle)-1] = c
+	default:
+		t.idle = append(t.idle, c)
+	}
+	t.mu.Unlock()
+	if extra != nil {
+		extra.nc.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections.
+func (t *h1) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
