@@ -92,6 +92,7 @@ type hostState struct {
 	reserved bool      // -sleep: one of its lines holds a slot but has not started its request yet
 	started  time.Time // the last request start
 	hold     time.Time // Retry-After: no start before
+	head     int64     // the input place of queue[0], as of the last place: the ready heap's key, kept here to spare Less a walk through two pointers
 	heap     *hostHeap // the heap it is in, or nil
 	index    int       // its place in heap
 }
@@ -399,17 +400,30 @@ func (s *sched) tick() {
 	s.pump(time.Now())
 }
 
-// place puts h in the heap its state calls for. s.mu is held.
+// place puts h in the heap its state calls for, or in its place in the
+// heap it is in (a new oldest line, a new time). s.mu is held.
 func (s *sched) place(h *hostState, now time.Time) {
-	if h.heap != nil {
-		heap.Remove(h.heap, h.index)
+	if len(h.queue) > 0 {
+		h.head = h.queue[0].it.seq
 	}
+	var want *hostHeap
 	switch {
 	case len(h.queue) == 0 || h.active >= s.perHost || h.reserved:
 	case h.readyAt(s.gap).After(now):
-		heap.Push(&s.timed, h)
+		want = &s.timed
 	default:
-		heap.Push(&s.ready, h)
+		want = &s.ready
+	}
+	switch {
+	case h.heap == want && want != nil:
+		heap.Fix(want, h.index) // one pass instead of a removal and a push: over many hosts this is the scheduler's main cost
+	case h.heap != want:
+		if h.heap != nil {
+			heap.Remove(h.heap, h.index)
+		}
+		if want != nil {
+			heap.Push(want, h)
+		}
 	}
 }
 
@@ -494,7 +508,7 @@ func (q *hostHeap) Less(i, j int) bool {
 	if q.byTime {
 		return a.readyAt(q.gap).Before(b.readyAt(q.gap))
 	}
-	return a.queue[0].it.seq < b.queue[0].it.seq
+	return a.head < b.head
 }
 
 func (q *hostHeap) Swap(i, j int) {
