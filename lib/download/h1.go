@@ -262,6 +262,11 @@ func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// max1xx is how many 1xx answers exchange skips (net/http's limit too): a
+// server that sends them without end would otherwise hold the request as
+// long as it likes when no stall timeout bounds the header wait.
+const max1xx = 5
+
 // exchange writes req and reads the answer's headers, skipping 1xx ones.
 func (t *h1) exchange(c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
 	if err := req.Write(c.bw); err != nil {
@@ -270,7 +275,10 @@ func (t *h1) exchange(c *h1Conn, req *http.Request, reused bool) (*http.Response
 	if err := c.bw.Flush(); err != nil {
 		return nil, noAnswer(err, reused)
 	}
-	for {
+	for informational := 0; ; informational++ {
+		if informational > max1xx {
+			return nil, fmt.Errorf("more than %d informational (1xx) answers before the response", max1xx)
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, errHeaderTimeout
