@@ -76,7 +76,7 @@ func h1Request(req *http.Request, proxy func(*http.Request) (*url.URL, error)) b
 		}
 	}
 	for name, values := range req.Header {
-		if !validFieldName(name) {
+		if !validName(name) { // request.go's, which checks -H
 			return false
 		}
 		for _, v := range values {
@@ -95,20 +95,6 @@ func asciiHost(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// validFieldName is RFC 9110's token.
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // validFieldValue refuses the control characters that would end or split
