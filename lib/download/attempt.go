@@ -214,11 +214,12 @@ func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error 
 	if !recheck && f.known.fresh(filepath.Dir(j.path)) {
 		return nil
 	}
+	f.holdFile()
 	p, contended, err := openPart(ctx, j.path, false)
+	f.setPart(j, p)
 	if err != nil {
 		return f.local(err)
 	}
-	f.setPart(j, p)
 	if contended || recheck {
 		if err := f.recheck(ctx, j); err != nil {
 			return err
@@ -256,9 +257,10 @@ func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 		return err
 	}
 	if size >= 0 && size < saveAfter && f.Store == nil && !f.Force && !f.noAnon.Load() && procFDs() {
+		f.holdFile()
 		p, err := openAnon(j.path)
+		f.setPart(j, p)
 		if err == nil {
-			f.setPart(j, p)
 			p.digest = j.digest
 			return nil
 		}
@@ -268,11 +270,12 @@ func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
 		f.noAnon.Store(true) // this file system has none: named ones from now on
 	}
 	f.known.named(filepath.Dir(j.path))
+	f.holdFile()
 	p, contended, err := openPart(ctx, j.path, true)
+	f.setPart(j, p)
 	if err != nil {
 		return f.local(err)
 	}
-	f.setPart(j, p)
 	p.digest = j.digest // the 200 that asked for it starts it (and its digest) again
 	if f.Store != nil && !contended {
 		return nil // nobody finished it since Fetch asked the Store: no second request

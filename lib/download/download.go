@@ -134,10 +134,15 @@ type Fetcher struct {
 	// never starts before this one is settled. The .part file is open (and
 	// locked) only while a slot is held.
 	BeforeAttempt func(ctx context.Context, host string) (release func(), err error)
+	// Room, if set, is called before a .part (or unnamed) file is opened,
+	// once OpenFiles counts it: the connection pool that shares the run's
+	// descriptors with the files closes an idle connection then if they
+	// would be over its limit (Pool.Room).
+	Room func()
 
 	known  knownDirs    // directories made and synced in this run (bounded)
 	noAnon atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
-	files  atomic.Int64 // .part files open
+	files  atomic.Int64 // .part files open, or about to be opened
 
 	// What every request carries (see setHeaders for where each goes).
 	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
@@ -210,12 +215,21 @@ func (f *Fetcher) closePart(j *job) error {
 	return err
 }
 
-// setPart makes p, just opened, j's .part file (nil: none, there was none
-// to open).
+// holdFile counts a file about to be opened in OpenFiles, and lets Room
+// make room for its descriptor; setPart keeps or ends the count.
+func (f *Fetcher) holdFile() {
+	f.files.Add(1)
+	if f.Room != nil {
+		f.Room()
+	}
+}
+
+// setPart makes p, just opened after holdFile, j's .part file (nil: none,
+// there was none to open, or its open failed).
 func (f *Fetcher) setPart(j *job, p *partFile) {
 	j.part = p
-	if p != nil {
-		f.files.Add(1)
+	if p == nil {
+		f.files.Add(-1)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -380,5 +381,58 @@ func TestOpenFilesCounted(t *testing.T) {
 	}
 	if seen < 1 {
 		t.Errorf("OpenFiles was at most %d while bytes came; want the file counted", seen)
+	}
+}
+
+// TestRoomBeforeEachFile: Room (where ckfetch's pool closes an idle
+// connection if the descriptors would pass its limit) is called before each
+// file is opened, small (unnamed) or not, with that file already counted in
+// OpenFiles: a file opened first and counted after would pass the limit
+// until the next request ends.
+func TestRoomBeforeEachFile(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	dir := t.TempDir()
+	filesIn := func() int { // descriptors of files in dir (not of dir itself)
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd to count descriptors")
+		}
+		n := 0
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+				n++
+			}
+		}
+		return n
+	}
+	f := newFetcher(0)
+	rooms, early, uncounted := 0, 0, 0
+	f.Room = func() {
+		rooms++
+		if filesIn() != 0 {
+			early++
+		}
+		if f.OpenFiles()-f.Dirs.(*durable.DirSyncer).Open() != 1 {
+			uncounted++
+		}
+	}
+	paths := []string{"/f/small?size=100", "/f/big?size=200000", "/f/cut?size=100000&truncate=50000", "/f/cut?size=100000"}
+	for _, p := range paths {
+		name := strings.TrimPrefix(p[:strings.IndexByte(p, '?')], "/f/")
+		res := f.Fetch(context.Background(), srv.URL+p, "h", filepath.Join(dir, name))
+		if p == paths[2] {
+			continue // cut: its .part stays for the next one to resume
+		}
+		if res.Status != download.Done {
+			t.Fatalf("%s: %s (%v)", p, res.Status, res.Err)
+		}
+	}
+	// small: 1 (unnamed); big: 1; cut: 1; resumed: the existing .part's open.
+	if rooms < len(paths) {
+		t.Errorf("Room called %d times for %d files opened; want once before each", rooms, len(paths))
+	}
+	if early != 0 || uncounted != 0 {
+		t.Errorf("of %d calls of Room, %d came with the file already open and %d without it counted in OpenFiles; want 0 and 0", rooms, early, uncounted)
 	}
 }

@@ -383,6 +383,17 @@ func (p *Pool) trim() []*poolConn {
 	return victims
 }
 
+// Room makes room for a descriptor that a file or directory is about to
+// take, already counted by Files: it closes idle connections, as a dial
+// does, if the open ones would be over the limit. Without it the files
+// opened between two requests' ends would pass the limit until the next.
+func (p *Pool) Room() {
+	p.mu.Lock()
+	victims := p.trim()
+	p.mu.Unlock()
+	closeConns(victims)
+}
+
 // closeConns closes conns, with no lock held (Close calls back into the
 // Pool). net/http's read loop of an idle connection sees it closed and
 // drops it; a request that took it meanwhile is retried on another (a

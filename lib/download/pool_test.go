@@ -107,6 +107,34 @@ func TestPoolMaxOpen(t *testing.T) {
 	}
 }
 
+// TestPoolRoom: a file about to be opened (counted by Files) makes Room
+// close an idle connection when the pool is full, before any request ends
+// or dial starts: the descriptors never pass MaxOpen between two requests.
+func TestPoolRoom(t *testing.T) {
+	const jobs, hosts = 2, 40
+	urls, _ := countingServers(t, hosts)
+	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: jobs, PerHost: 4}))
+	pool := c.Transport.(*download.Pool)
+	files := 0
+	pool.Files = func() int { return files }
+	for _, u := range urls {
+		get(t, c, u)
+	}
+	if got := pool.Stats().Open; got != pool.MaxOpen() {
+		t.Fatalf("%d connections open after %d hosts; want the pool full, MaxOpen %d", got, hosts, pool.MaxOpen())
+	}
+	pool.Room() // nothing to make room for
+	if got := pool.Stats().Open; got != pool.MaxOpen() {
+		t.Fatalf("Room with no file open left %d connections; want all MaxOpen %d kept", got, pool.MaxOpen())
+	}
+	for files = 1; files <= 3; files++ {
+		pool.Room()
+		if got, want := pool.Stats().Open, pool.MaxOpen()-files; got != want {
+			t.Errorf("Room with %d files counted: %d connections open; want MaxOpen - files = %d", files, got, want)
+		}
+	}
+}
+
 // TestPoolCountsDials: a connection being dialled counts against MaxOpen
 // (its socket is a descriptor): dials that start while the pool is full of
 // idle connections close idle ones first. (Counted only once connected,

@@ -116,7 +116,12 @@ type DirSyncer struct {
 	// most recently synced ones, at most KeptDirs.
 	kept map[string]*list.Element // of *keptDir
 	lru  list.List                // of *keptDir, the most recently used first
-	fds  atomic.Int64             // directories open, kept or being synced
+	fds  atomic.Int64             // directories open, kept or being synced, or about to be opened
+
+	// Room, if set, is called before a directory is opened, once Open
+	// counts it: ckfetch's connection pool closes an idle connection then if
+	// the descriptors it shares with the files would be over its limit.
+	Room func()
 }
 
 // Open is the number of directories s has open now: those it keeps and
@@ -197,14 +202,18 @@ func (s *DirSyncer) take(dir string) (*keptDir, error) {
 		return k, nil
 	}
 	s.mu.Unlock()
+	s.fds.Add(1)
+	if s.Room != nil {
+		s.Room()
+	}
 	fd, err := openDir(dir)
 	if err == unix.EMFILE && s.closeIdle() {
 		fd, err = openDir(dir)
 	}
 	if err != nil {
+		s.fds.Add(-1)
 		return nil, err
 	}
-	s.fds.Add(1)
 	k := &keptDir{dir: dir, fd: fd, busy: true}
 	s.mu.Lock()
 	defer s.mu.Unlock()

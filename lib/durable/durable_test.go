@@ -185,3 +185,30 @@ func TestDirSyncerKeepsFewOpen(t *testing.T) {
 		t.Errorf("%d directories open after Close (Open says %d); want 0", n, s.Open())
 	}
 }
+
+// TestDirSyncerRoom: Room is called before a directory is opened for its
+// sync, with Open already counting it (ckfetch's pool closes an idle
+// connection then to stay within its descriptors), and not for a
+// directory kept open.
+func TestDirSyncerRoom(t *testing.T) {
+	dir := t.TempDir()
+	var s durable.DirSyncer
+	defer s.Close()
+	var at []int
+	s.Room = func() { at = append(at, s.Open()) }
+	for range 3 {
+		if err := s.Sync(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(at) != 1 || at[0] != 1 {
+		t.Errorf("Room called with Open = %v over 3 syncs of one directory; want once, with Open 1 (the directory about to be opened)", at)
+	}
+	at = nil
+	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("a sync of a missing directory succeeded")
+	}
+	if len(at) != 1 || s.Open() != 1 {
+		t.Errorf("a failed open: Room called %d times, Open %d after; want once, and Open back to 1 (the kept one)", len(at), s.Open())
+	}
+}

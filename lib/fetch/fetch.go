@@ -250,8 +250,8 @@ func checkDir(dir string) error {
 // newFetcher returns the run's Fetcher, with the settings that load made,
 // paced by s, and ties s to the client's connection pool: s releases hosts
 // out of play, the pool tells s of every connection's fate (host health),
-// and the Fetcher tells the pool the files it has open (they share the
-// descriptors).
+// and the Fetcher tells the pool the files and directories it has open,
+// and asks it for room before it opens one (they share the descriptors).
 func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 	var limit *rate.Limiter
 	if c.LimitRate > 0 {
@@ -269,7 +269,7 @@ func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 		StallTimeout: c.StallTimeout,
 		Force:        c.Force,
 		Pacer:        s,
-		Dirs:         &durable.DirSyncer{},
+		Dirs:         &durable.DirSyncer{Room: pool.Room},
 		Root:         c.Dir,
 		Progress:     prog,
 		Header:       c.headers,
@@ -279,6 +279,7 @@ func newFetcher(c *CLI, s *sched, prog func(int64)) *download.Fetcher {
 		Store:        c.store,
 	}
 	pool.Files = f.OpenFiles
+	f.Room = pool.Room
 	return f
 }
 
