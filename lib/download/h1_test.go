@@ -79,6 +79,11 @@ func readReq(br *bufio.Reader) (*http.Request, bool) {
 	return req, err == nil
 }
 
+// answerPath answers req with its own path as the body.
+func answerPath(c net.Conn, req *http.Request) {
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+}
+
 func fetchBody(c *http.Client, u string) (string, error) {
 	resp, err := c.Get(u)
 	if err != nil {
@@ -102,7 +107,7 @@ func TestH1ReusesConnections(t *testing.T) {
 			if !ok {
 				return
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+			answerPath(c, req)
 		}
 	})
 	c := leanClient()
@@ -130,7 +135,7 @@ func TestH1UnaskedBytes(t *testing.T) {
 					if !ok {
 						return
 					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+					answerPath(c, req)
 					if !later {
 						io.WriteString(c, fake)
 						continue
@@ -167,7 +172,7 @@ func TestH1ServerClosedIdle(t *testing.T) {
 				if !ok {
 					return
 				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+				answerPath(c, req)
 				if quick {
 					// Close only once the next request has come: the client
 					// finds out after sending it.
@@ -306,5 +311,39 @@ func TestH1RequestBytes(t *testing.T) {
 	want := "GET /p?q=1 HTTP/1.1\r\nHost: " + strings.TrimPrefix(s.url, "http://") + "\r\nUser-Agent: ck-test\r\nAccept-Encoding: identity\r\n\r\n"
 	if h := <-got; h != want {
 		t.Errorf("request\n%q\nwant\n%q", h, want)
+	}
+}
+
+// TestH1NotThroughProxy: with a proxy, a plain-http GET goes to the proxy,
+// in its absolute form, through net/http's Transport (the lean client has
+// no proxy support): the origin is never contacted.
+func TestH1NotThroughProxy(t *testing.T) {
+	origin := newRawServer(t, func(_ int, br *bufio.Reader, c net.Conn) {
+		if req, ok := readReq(br); ok {
+			answerPath(c, req)
+		}
+	})
+	seen := make(chan string, 4)
+	proxy := newRawServer(t, func(_ int, br *bufio.Reader, c net.Conn) {
+		for {
+			req, ok := readReq(br)
+			if !ok {
+				return
+			}
+			seen <- req.RequestURI
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied")
+		}
+	})
+	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, StallTimeout: 10 * time.Second, Jobs: 1, PerHost: 1, Proxy: proxy.url}))
+	for _, path := range []string{"/a", "/b"} {
+		if got, err := fetchBody(c, origin.url+path); err != nil || got != "proxied" {
+			t.Fatalf("%s: %q, %v; want the proxy's answer", path, got, err)
+		}
+		if uri := <-seen; uri != origin.url+path {
+			t.Errorf("the proxy got request-target %q; want the absolute URL %q", uri, origin.url+path)
+		}
+	}
+	if n := origin.count(); n != 0 {
+		t.Errorf("the origin got %d connections; want 0 (every request through the proxy)", n)
 	}
 }
