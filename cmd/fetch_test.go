@@ -430,6 +430,10 @@ func shmDir(t *testing.T) string {
 // final files are written here, so ckfetch finds them without a request) to
 // keep the run short; the twentieth are real downloads. Either way each line goes
 // through reading, the window, a host queue, a worker and the ordered echo.
+// The last line stalls 200 ms after its headers, so that the process outlives
+// its peak by several of pollPeakRSS's samples: a run of few lines could
+// otherwise end before any sample but the first, taken just after exec
+// (136 KiB).
 func memoryLines(t *testing.T, dir, base, head string, n int) *os.File {
 	t.Helper()
 	f, err := os.Create(filepath.Join(dir, "urls"))
@@ -454,6 +458,8 @@ func memoryLines(t *testing.T, dir, base, head string, n int) *os.File {
 			}
 		}
 	}
+	// Only a URL's first request stalls: the tail is new in every run.
+	fmt.Fprintf(w, "%s/f/tail?size=1&stall=0&stalldur=200ms&tag=%s\n", base, filepath.Base(dir))
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +578,7 @@ func TestFetchMemoryBounded(t *testing.T) {
 		// dispatch waits; then the lines behind it flow. Only a URL's first
 		// request stalls, so each run gets its own head.
 		check(t, func(n int) string { return fmt.Sprintf("%s/f/head?size=10&stall=0&stalldur=1s&tag=%d", srv.URL, n) },
-			"exit 0", func(n int) int { return n + 1 })
+			"exit 0", func(n int) int { return n + 2 })
 	})
 
 	t.Run("frozen echo", func(t *testing.T) {
