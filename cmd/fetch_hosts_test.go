@@ -239,11 +239,18 @@ func farmCert(t *testing.T, ips []net.IP) (tls.Certificate, string) {
 // connections smaller than the hosts loses them all), plain and over TLS
 // with HTTP/1.1 (where each connection costs a handshake).
 //
-// A host is started cold about twice in such a run (once in the first
-// window of lines, once after), and the second time it may take its four
-// slots at once, plus a dial or two that net/http starts for a request
-// that then gets a connection given back first: so the bound is twice
-// --per-host for a host, and --per-host on average.
+// The list (15,000 lines) fits in the default window (--window, 50,000
+// lines): every line of a host is queued by the time the host first starts,
+// and the host keeps its slot, and its warm connection, through them (see
+// sched.handOn), so each host is started cold once. A host that takes
+// several slots at once, or a dial net/http starts for a request that then
+// gets a connection given back first, adds a few: so the bound is twice
+// --per-host on one host, and one and a half connections per host over all.
+// With the window of 10,000 lines the default was before, each host was
+// started cold twice (622 connections here). Under -race the input is
+// parsed slower than a local server answers, so a host can run out of lines
+// before its later ones are read: the 1.5 bound holds without -race
+// (scripts/test.sh runs this test so too), --per-host per host under it.
 func TestFetchReuseConnections(t *testing.T) {
 	const hosts, perHostURLs, perHost = 300, 50, 4
 	for _, useTLS := range []bool{false, true} {
@@ -282,8 +289,12 @@ func TestFetchReuseConnections(t *testing.T) {
 			if most > 2*perHost {
 				t.Errorf("a host received %d connections for its %d requests; want at most 2 × --per-host %d", most, perHostURLs, perHost)
 			}
-			if total > hosts*perHost {
-				t.Errorf("%d connections for %d hosts; want at most --per-host %d per host", total, hosts, perHost)
+			bound, why := hosts*3/2, "1.5 per host: a host whose lines are all in the window is started cold once"
+			if raceBuild() {
+				bound, why = hosts*perHost, fmt.Sprintf("--per-host %d per host (1.5 without -race)", perHost)
+			}
+			if total > bound {
+				t.Errorf("%d connections for %d hosts; want at most %s", total, hosts, why)
 			}
 		})
 	}

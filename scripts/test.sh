@@ -4,9 +4,10 @@
 #   0. scripts/s3server.sh build     (SeaweedFS for the S3 tests; exit 3: they skip, loudly)
 #   1. go vet ./...
 #   2. go test -race -count=1 ./...   (unit, end-to-end, crash and network tests)
-#   3. go test -count=1 -v -run '^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$' ./cmd/
-#                                     (the memory figures, without -race: the race
-#                                     detector's own memory grows with the work)
+#   3. go test -count=1 -v -run '^(TestFetchMemoryBounded|TestFetchDeadHostsMemory|TestFetchReuseConnections)$' ./cmd/
+#                                     (the memory and reuse figures, without -race: the race
+#                                     detector's own memory grows with the work, and it
+#                                     slows the input's parsing below a local server's pace)
 #   4. go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
 #                                     (the tree layout's names against a reference
 #                                     normaliser, 20 s of fuzzing past the seed corpus
@@ -93,7 +94,7 @@ fi
 
 # norace are the tests whose checks are left out under -race (raceBuild in
 # cmd/fetch_test.go); step 3 runs them without it.
-norace='^(TestFetchMemoryBounded|TestFetchDeadHostsMemory)$'
+norace='^(TestFetchMemoryBounded|TestFetchDeadHostsMemory|TestFetchReuseConnections)$'
 
 # The S3 tests (lib/objstore, ckfetch -d s3:// in cmd/) run against SeaweedFS,
 # which scripts/s3server.sh builds once (minutes; reused after) before go test,
@@ -113,7 +114,7 @@ esac
 check "go vet ./..." go vet ./...
 check "go test $race -count=1 ./..." go test $race -count=1 ./...
 if [ -n "$race" ]; then
-	check "go test -count=1 -v -run '$norace' ./cmd/ (memory, without -race)" go test -count=1 -v -run "$norace" ./cmd/
+	check "go test -count=1 -v -run '$norace' ./cmd/ (memory and reuse, without -race)" go test -count=1 -v -run "$norace" ./cmd/
 fi
 # Bounded: -fuzztime stops it. A failure leaves its input in
 # lib/outname/testdata/fuzz/FuzzTreeLayout, where step 2 replays it.

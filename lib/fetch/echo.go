@@ -20,7 +20,7 @@ type echoer struct {
 	unordered bool // --unordered
 	keepGoing bool // --failed: a failure does not freeze the echo
 
-	pending map[int64]outcome // settled, waiting for an earlier line
+	pending map[int64]verdict // settled, waiting for an earlier line
 	next    int64             // the oldest line not yet settled in order
 
 	frozen    bool  // a failure without --failed: no more echo
@@ -29,17 +29,26 @@ type echoer struct {
 }
 
 func newEchoer(unordered, keepGoing bool) *echoer {
-	return &echoer{unordered: unordered, keepGoing: keepGoing, pending: map[int64]outcome{}}
+	return &echoer{unordered: unordered, keepGoing: keepGoing, pending: map[int64]verdict{}}
+}
+
+// verdict is what the echo needs of an outcome: a line may wait for an
+// earlier one for as long as the window lets it, so it keeps no more.
+type verdict struct {
+	it     *item
+	status download.Status
+	halt   bool
 }
 
 // add takes the result of one line and returns the lines to echo now, in
 // order, and how many lines it settled (each gives back its place in the
 // window): in input order one result can settle many waiting ones, or none.
-func (e *echoer) add(o outcome, echo []*item) ([]*item, int) {
+func (e *echoer) add(o *outcome, echo []*item) ([]*item, int) {
+	v := verdict{it: o.it, status: o.res.Status, halt: o.halt}
 	if e.unordered {
-		return e.settle(o, echo), 1
+		return e.settle(v, echo), 1
 	}
-	e.pending[o.it.seq] = o
+	e.pending[v.it.seq] = v
 	n := 0
 	for {
 		p, ok := e.pending[e.next]
@@ -54,18 +63,18 @@ func (e *echoer) add(o outcome, echo []*item) ([]*item, int) {
 }
 
 // settle applies the rules to one line whose turn has come.
-func (e *echoer) settle(o outcome, echo []*item) []*item {
-	if o.halt {
+func (e *echoer) settle(v verdict, echo []*item) []*item {
+	if v.halt {
 		e.stopped = true
 	}
-	switch o.res.Status {
+	switch v.status {
 	case download.Done, download.Exists:
 		switch {
 		case e.stopped:
 		case e.frozen:
 			e.notEchoed++
 		default:
-			echo = append(echo, o.it)
+			echo = append(echo, v.it)
 		}
 	case download.Failed:
 		if !e.keepGoing && !e.unordered {

@@ -12,8 +12,8 @@ import (
 // res is one line's result, in the shorthand of the tests below: d done,
 // e exists, f failed, c canceled, h done but its result halted the run
 // (a failure to record it, say).
-func res(seq int64, kind byte) outcome {
-	o := outcome{it: &item{seq: seq, line: fmt.Sprint(seq)}}
+func res(seq int64, kind byte) *outcome {
+	o := &outcome{it: &item{seq: seq, line: fmt.Sprint(seq)}}
 	switch kind {
 	case 'd':
 		o.res.Status = download.Done

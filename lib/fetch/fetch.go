@@ -54,7 +54,7 @@ type CLI struct {
 	Report         string        `placeholder:"FILE" help:"Append one JSON object per URL to FILE: url, final_url, path, status, http_status, bytes, attempts, duration_ms, error, sha256 (of each file downloaded, computed while it streams)."`
 	Layout         string        `enum:"tree,flat" default:"tree" placeholder:"tree|flat" help:"Default names: tree is DIR/HOST[:PORT]/decoded/path/file?query (as wget -x); flat is DIR/SCHEME/HOST/escaped-path-and-query, the names of ckfetch before the tree layout, for lists begun with them."`
 	Quiet          bool          `short:"q" help:"No progress and no summary (errors are still printed)."`
-	Window         int           `default:"10000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
+	Window         int           `default:"50000" help:"Most lines between the oldest unsettled one and the newest started (bounds memory)."`
 
 	Header    []string `short:"H" sep:"none" placeholder:"'NAME: VALUE'" help:"Send this header with every request (repeatable). Authorization and Cookie go only to the input URL's scheme, host and port, never after a redirect elsewhere. 'NAME:' removes a header, 'NAME;' sends it empty."`
 	UserAgent string   `name:"user-agent" default:"${user_agent}" placeholder:"STRING" help:"The User-Agent header (default: ${user_agent}); '' sends none."`

@@ -49,7 +49,7 @@ type run struct {
 	report  *os.File // --report, or nil
 	sched   *sched
 	fetcher *download.Fetcher
-	results chan outcome
+	results chan *outcome // room for the whole window: 8 bytes a line, not an outcome's 160
 	prog    *progress
 
 	readErr error // set by read before it closes its channel
@@ -71,7 +71,7 @@ func newRun(c *CLI, stdin io.Reader, stdout, stderr io.Writer) (*run, error) {
 		log:     cli.Logger{Name: "ckfetch", W: stderr},
 		stdout:  stdout,
 		sched:   newSched(c.Jobs, c.PerHost, c.Sleep),
-		results: make(chan outcome, c.Window),
+		results: make(chan *outcome, c.Window),
 	}
 	var err error
 	if c.Failed != "" {
@@ -125,7 +125,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	r.sched.launch = workers.launch
 	stopSched := context.AfterFunc(ctx, func() {
 		for _, it := range r.sched.stop() {
-			r.results <- outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
+			r.results <- &outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
 		}
 	})
 	defer stopSched()
@@ -172,7 +172,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		}
 	}
 	for total < 0 || seen < total {
-		var o outcome
+		var o *outcome
 		select {
 		case total = <-dispatched:
 			continue
@@ -226,7 +226,7 @@ func (r *run) finish(parent, ctx context.Context, start time.Time, frozen bool, 
 
 // record counts the result of a line, says why it failed and writes it to
 // --failed and --report. An error stops the run: the local state failed.
-func (r *run) record(o outcome) error {
+func (r *run) record(o *outcome) error {
 	r.account(o)
 	var err error
 	if o.res.Status == download.Failed {
@@ -262,7 +262,7 @@ func (r *run) summary(ctx context.Context, el time.Duration) string {
 		size(r.bytes.Load()), el.Round(time.Millisecond), size(int64(float64(r.bytes.Load())/max(el.Seconds(), 1e-3))))
 }
 
-func (r *run) account(o outcome) {
+func (r *run) account(o *outcome) {
 	switch o.res.Status {
 	case download.Done:
 		r.done.Add(1)
@@ -290,11 +290,14 @@ func (r *run) read(ctx context.Context, stdin io.Reader, items chan<- *item) {
 			r.log.Printf("stdin: the last line has no newline (was its writer interrupted?); ignored: %s", shortLine(string(line)))
 			return
 		}
-		key := lines.Key(line)
+		// One copy of the line, which the window holds until the line is
+		// settled: its key, its URL and its echo are parts of it.
+		s := string(line)
+		key := lines.Key(s)
 		if len(key) == 0 || key[0] == '#' {
 			continue
 		}
-		it := r.parse(string(line), string(key))
+		it := r.parse(s, key)
 		it.num = num
 		select {
 		case items <- it:
@@ -361,9 +364,9 @@ func (r *run) dispatch(ctx context.Context, items <-chan *item, window chan stru
 		n++
 		switch {
 		case it.err != nil:
-			r.results <- outcome{it: it, res: download.Result{URL: it.url, Status: download.Failed, Err: it.err}}
+			r.results <- &outcome{it: it, res: download.Result{URL: it.url, Status: download.Failed, Err: it.err}}
 		case !r.sched.add(it): // stopped meanwhile
-			r.results <- outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
+			r.results <- &outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}
 		}
 	}
 }
@@ -380,14 +383,14 @@ func (r *run) work(ctx context.Context, t *ticket) {
 	// or the one it was launched with) goes to the next line, so with -j 1
 	// results (and --failed records) come in input order. The send does not
 	// block: results has room for the whole window.
-	r.results <- outcome{it: it, res: res}
+	r.results <- &outcome{it: it, res: res}
 	held()
 	r.sched.done(t)
 }
 
 // logFailure names a failed line on stderr: its URL, once, then the reason;
 // a line that cannot be downloaded at all (bad input) also by its number.
-func (r *run) logFailure(o outcome) {
+func (r *run) logFailure(o *outcome) {
 	if o.it.err != nil {
 		r.log.Printf("stdin:%d: %s: %v", o.it.num, shortLine(o.it.url), o.res.Err)
 		return
@@ -397,7 +400,7 @@ func (r *run) logFailure(o outcome) {
 
 // recordFailure writes a failed line to --failed, durably, before the line
 // counts as settled.
-func (r *run) recordFailure(o outcome) error {
+func (r *run) recordFailure(o *outcome) error {
 	if r.failed == nil {
 		return nil
 	}
@@ -424,7 +427,7 @@ type reportLine struct {
 	SHA256     string `json:"sha256"` // of the file, computed while it streamed; "" if not
 }
 
-func (r *run) writeReport(o outcome) error {
+func (r *run) writeReport(o *outcome) error {
 	if r.report == nil || o.res.Status == download.Canceled {
 		return nil
 	}

@@ -91,8 +91,9 @@ func TrimEnding(line []byte) []byte {
 // byte for byte; a blank key is never emitted, echoed or recorded. A "\r"
 // is trimmed so that a list written with "\r\r\n" endings resumes: ckskip
 // prints its line "x\r", the next tool reads that as the CRLF line "x", and
-// both have the key "x".
-func Key(line []byte) []byte {
+// both have the key "x". It takes a string as well as bytes: the key of a
+// string is a part of it, so keeping both costs one copy of the line.
+func Key[S ~[]byte | ~string](line S) S {
 	i, j := 0, len(line)
 	for i < j && IsBlank(line[i]) {
 		i++

@@ -5,6 +5,9 @@
 //
 // It behaves as TOOL does (stdin, stdout, stderr, exit status) and writes a
 // pprof CPU profile to PROFILE; read it with `go tool pprof -top PROFILE`.
+// Each SIGUSR1 writes a heap profile of that moment to PROFILE.heap (after
+// a garbage collection, so it shows what is live): what the window of a
+// long run holds, say.
 package main
 
 import (
@@ -12,7 +15,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"runtime"
 	"runtime/pprof"
+	"syscall"
 
 	"github.com/ck-tools/ck/lib/cli"
 	"github.com/ck-tools/ck/lib/fetch"
@@ -48,7 +54,30 @@ func run() int {
 		return 2
 	}
 	defer pprof.StopCPUProfile()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			if err := writeHeap(os.Args[1] + ".heap"); err != nil {
+				fmt.Fprintln(os.Stderr, "ckprof:", err)
+			}
+		}
+	}()
 	ctx, stop := cli.SignalContext(context.Background())
 	defer stop()
 	return tool(ctx, os.Args[3:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// writeHeap writes a heap profile of what is live now to path.
+func writeHeap(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
