@@ -136,39 +136,17 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 	go r.dispatch(ctx, items, window, dispatched)
 
 	var (
-		echoes     = newEchoer(r.c.Unordered, r.failed != nil)
-		seen       int64
-		total      int64 = -1
-		fatalErr   error // local state failed: the run stops
-		pipeClosed bool
-		badStdout  bool // a write to stdout failed: nothing more is written
-		out        []*item
-		echoBuf    []byte
+		echoes   = newEchoer(r.c.Unordered, r.failed != nil)
+		stdout   = &echoOut{w: r.stdout}
+		seen     int64
+		total    int64 = -1
+		fatalErr error // local state failed: the run stops
+		out      []*item
 	)
 	fail := func(err error) {
 		if fatalErr == nil {
 			fatalErr = err
 			cancel(err)
-		}
-	}
-	// Lines settled together (one result can release many waiting ones)
-	// leave in one write, at once.
-	write := func(its []*item) {
-		if len(its) == 0 || pipeClosed || badStdout {
-			return
-		}
-		echoBuf = echoBuf[:0]
-		for _, it := range its {
-			echoBuf = append(append(echoBuf, it.line...), '\n')
-		}
-		if _, err := r.stdout.Write(echoBuf); err != nil {
-			if isPipeErr(err) {
-				pipeClosed = true
-				cancel(errPipe)
-				return
-			}
-			badStdout = true
-			fail(fmt.Errorf("write stdout: %w", err))
 		}
 	}
 	for total < 0 || seen < total {
@@ -187,13 +165,18 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 		}
 		var settled int
 		out, settled = echoes.add(o, out[:0])
-		write(out)
+		switch err := stdout.write(out); {
+		case err == errPipe:
+			cancel(errPipe)
+		case err != nil:
+			fail(err)
+		}
 		for range settled {
 			<-window
 		}
 	}
 	r.prog.stop()
-	return r.finish(parent, ctx, start, echoes.frozen, echoes.notEchoed, fatalErr, pipeClosed)
+	return r.finish(parent, ctx, start, echoes.frozen, echoes.notEchoed, fatalErr, stdout.gone)
 }
 
 // finish prints the summary and the last words, and chooses the exit status.
