@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,5 +130,33 @@ func TestClientResumesTLS(t *testing.T) {
 	defer mu.Unlock()
 	if want := []bool{false, true, true}; !slices.Equal(resumed, want) {
 		t.Errorf("TLS connections resumed: %v; want %v (a full handshake, then resumed sessions)", resumed, want)
+	}
+}
+
+// TestClientTLSReadBuffer: over TLS a connection's read buffer is one
+// record's plaintext (16 KiB), which is the most a read of a TLS connection
+// hands over (the 32 KiB of plain HTTP would never fill, on every
+// connection), and a body of many records still arrives whole.
+func TestClientTLSReadBuffer(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 100<<10/16) // 100 KiB: 7 records
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: 1, CACert: ca}))
+	resp, err := c.Get(srv.URL + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != body {
+		t.Fatalf("read %d bytes (%v); want the %d of the body", len(got), err, len(body))
+	}
+	u, _ := url.Parse(srv.URL)
+	if n := download.ReadBufferOf(c, download.HostKey(u)); n != 16<<10 {
+		t.Errorf("the TLS host's read buffer is %d bytes; want 16 KiB, one record", n)
 	}
 }

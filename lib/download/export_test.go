@@ -77,3 +77,15 @@ func SetReleaseGrace(t testing.TB, d time.Duration) {
 
 // PoolTemplate is the Transport a Pool clones for each host.
 func PoolTemplate(p *Pool) *http.Transport { return p.template }
+
+// ReadBufferOf is the read buffer size of the Transport through which c's
+// Pool sends the requests of host (HostKey), 0 if it has none.
+func ReadBufferOf(c *http.Client, host string) int {
+	p := c.Transport.(*Pool)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h := p.hosts[host]; h != nil && h.tr != nil {
+		return h.tr.ReadBufferSize
+	}
+	return 0
+}

@@ -31,6 +31,9 @@ const SpareConns = 16
 // hosts than there are slots.
 func PoolConns(jobs int) int { return 2*jobs + SpareConns }
 
+// tlsRecord is the most plaintext one TLS record carries.
+const tlsRecord = 16 << 10
+
 // releaseGrace is how long a host released by the scheduler keeps its idle
 // connections: a line of it may be on its way through the input.
 var releaseGrace = time.Second
@@ -187,6 +190,11 @@ func (p *Pool) use(key string, req *http.Request) (*poolHost, http.RoundTripper)
 		// connection given back first, and keep both.
 		h.tr.MaxConnsPerHost = p.perHost
 		h.tr.DialContext = p.hostDial(h)
+		if req.URL.Scheme == "https" {
+			// A TLS connection hands over at most one record (16 KiB) a
+			// read: a larger buffer would never fill, on every connection.
+			h.tr.ReadBufferSize = min(h.tr.ReadBufferSize, tlsRecord)
+		}
 	}
 	return h, h.tr
 }
