@@ -133,6 +133,9 @@ func (s *DirSyncer) closeFd(fd int) {
 	s.fds.Add(-1)
 }
 
+// fsync is unix.Fsync; tests count and hold the syncs through it.
+var fsync = unix.Fsync
+
 // KeptDirs bounds the directories a DirSyncer keeps open between syncs:
 // a few, so that the descriptors of a run stay a small constant plus a few
 // per download slot (a run into many directories, one per host, gains
@@ -175,7 +178,7 @@ func (s *DirSyncer) syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	err = unix.Fsync(k.fd)
+	err = fsync(k.fd)
 	s.mu.Lock()
 	k.busy = false
 	if k.gone {
@@ -265,9 +268,11 @@ func (s *DirSyncer) closeIdle() bool {
 	return closed
 }
 
-// Sync returns once dir has been fsynced after the call began.
+// Sync returns once dir has been fsynced after the call began. A caller
+// that finds no sync of dir running makes it itself, with no goroutine or
+// channel (the common case when fsync is quick); callers that arrive while
+// one runs wait for the next, which one sync covers for all of them.
 func (s *DirSyncer) Sync(dir string) error {
-	done := make(chan error, 1)
 	s.mu.Lock()
 	if s.dirs == nil {
 		s.dirs = map[string]*dirState{}
@@ -277,13 +282,26 @@ func (s *DirSyncer) Sync(dir string) error {
 		st = &dirState{}
 		s.dirs[dir] = st
 	}
-	st.waiting = append(st.waiting, done)
-	if !st.running {
-		st.running = true
+	if st.running {
+		done := make(chan error, 1)
+		st.waiting = append(st.waiting, done)
+		s.mu.Unlock()
+		return <-done
+	}
+	st.running = true
+	s.mu.Unlock()
+	err := s.syncDir(dir)
+	s.mu.Lock()
+	if len(st.waiting) == 0 {
+		st.running = false
+		delete(s.dirs, dir)
+	} else {
+		// Those who came meanwhile need a sync that begins after them:
+		// loop makes it, and any that follow, while this caller returns.
 		go s.loop(dir, st)
 	}
 	s.mu.Unlock()
-	return <-done
+	return err
 }
 
 // loop syncs dir until nobody waits for it any more.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ck-tools/ck/lib/durable"
 )
@@ -210,5 +211,70 @@ func TestDirSyncerRoom(t *testing.T) {
 	}
 	if len(at) != 1 || s.Open() != 1 {
 		t.Errorf("a failed open: Room called %d times, Open %d after; want once, and Open back to 1 (the kept one)", len(at), s.Open())
+	}
+}
+
+// TestDirSyncerGroupCommit: a caller that arrives while a sync of its
+// directory runs returns only after a sync that began after it, and the
+// callers that arrive together share that one sync.
+func TestDirSyncerGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	syncs := 0
+	first := make(chan struct{}) // the first sync has begun
+	release := make(chan struct{})
+	durable.HoldSyncs(t, func(int) {
+		mu.Lock()
+		syncs++
+		n := syncs
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+	})
+	var s durable.DirSyncer
+	defer s.Close()
+	leader := make(chan error, 1)
+	go func() { leader <- s.Sync(dir) }()
+	<-first
+	const waiters = 5
+	done := make(chan int, waiters) // the syncs begun when each waiter returned
+	for range waiters {
+		go func() {
+			if err := s.Sync(dir); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			done <- syncs
+			mu.Unlock()
+		}()
+	}
+	// The waiters are queued behind the running sync (bounded wait: the
+	// test only needs them to have called Sync before the release).
+	for i := 0; i < 1000 && s.Waiting(dir) < waiters; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if n := s.Waiting(dir); n != waiters {
+		t.Fatalf("%d callers wait for the next sync; want %d", n, waiters)
+	}
+	select {
+	case n := <-done:
+		t.Fatalf("a caller returned while the sync that began before it was still running (%d syncs)", n)
+	default:
+	}
+	close(release)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	for range waiters {
+		if n := <-done; n < 2 {
+			t.Errorf("a caller that arrived during the first sync returned after %d syncs; want the second", n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if syncs != 2 {
+		t.Errorf("%d syncs for a leader and %d callers that arrived together; want 2 (one covers them all)", syncs, waiters)
 	}
 }
