@@ -77,7 +77,7 @@ export LC_ALL=C
 # at most 30 s: so the interrupt always finds work left, however slow the
 # checkpoint's fsync is on a busy machine.
 # shellcheck disable=SC2016 # expanded by sh -c, not here
-WORK='if [ -n "${WRAP_GATE-}" ] && [ "$(wc -l <"$WRAP_LOG" 2>/dev/null || echo 0)" -ge 5 ]; then
+WORK='if [ -n "${WRAP_GATE-}" ] && [ "$(wc -l 2>/dev/null <"$WRAP_LOG" || echo 0)" -ge 5 ]; then
 	i=0; while [ ! -e "$WRAP_GATE" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 fi
 if [ -n "${WRAP_DELAY-}" ]; then sleep "$WRAP_DELAY" || exit 1; fi

@@ -100,6 +100,17 @@ func TestClientOptionErrors(t *testing.T) {
 	}
 }
 
+// caFile writes the certificate of a TLS test server to a PEM file, for
+// ClientOptions.CACert, and returns its path.
+func caFile(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
 // TestClientResumesTLS: a host dialled again (here each answer closes its
 // connection) resumes its TLS session instead of a full handshake.
 func TestClientResumesTLS(t *testing.T) {
@@ -118,10 +129,7 @@ func TestClientResumesTLS(t *testing.T) {
 	}
 	srv.StartTLS()
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o666); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFile(t, srv)
 	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: 1, CACert: ca}))
 	for i := range 3 {
 		get(t, c, fmt.Sprintf("%s/r%d", srv.URL, i))
@@ -141,10 +149,7 @@ func TestClientTLSReadBuffer(t *testing.T) {
 	body := strings.Repeat("0123456789abcdef", 100<<10/16) // 100 KiB: 7 records
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o666); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFile(t, srv)
 	c := mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, Jobs: 1, PerHost: 1, CACert: ca}))
 	resp, err := c.Get(srv.URL + "/big")
 	if err != nil {

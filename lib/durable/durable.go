@@ -292,10 +292,7 @@ func (s *DirSyncer) Sync(dir string) error {
 	s.mu.Unlock()
 	err := s.syncDir(dir)
 	s.mu.Lock()
-	if len(st.waiting) == 0 {
-		st.running = false
-		delete(s.dirs, dir)
-	} else {
+	if !s.ended(dir, st) {
 		// Those who came meanwhile need a sync that begins after them:
 		// loop makes it, and any that follow, while this caller returns.
 		go s.loop(dir, st)
@@ -304,18 +301,27 @@ func (s *DirSyncer) Sync(dir string) error {
 	return err
 }
 
+// ended ends the syncs of dir if nobody waits for one, and reports whether
+// it did. s.mu is held.
+func (s *DirSyncer) ended(dir string, st *dirState) bool {
+	if len(st.waiting) > 0 {
+		return false
+	}
+	st.running = false
+	delete(s.dirs, dir)
+	return true
+}
+
 // loop syncs dir until nobody waits for it any more.
 func (s *DirSyncer) loop(dir string, st *dirState) {
 	for {
 		s.mu.Lock()
-		batch := st.waiting
-		st.waiting = nil
-		if len(batch) == 0 {
-			st.running = false
-			delete(s.dirs, dir)
+		if s.ended(dir, st) {
 			s.mu.Unlock()
 			return
 		}
+		batch := st.waiting
+		st.waiting = nil
 		s.mu.Unlock()
 		err := s.syncDir(dir)
 		for _, c := range batch {
