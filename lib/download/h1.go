@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
@@ -49,9 +48,11 @@ import (
 //   - Idle connections older than idleTimeout are closed instead of used.
 //
 // Its connections come from dial, the Pool's counted dialer, and each
-// request tells httptrace's GotConn which one it got, as net/http does: the
-// Pool's bookkeeping is the same for both clients.
+// request tells the Pool which one it got, as net/http's Transport does
+// through httptrace's GotConn: the Pool's bookkeeping is the same for both
+// clients, without a copy of the request and a context to carry the hook.
 type h1 struct {
+	addr          string // host:port, the one host it sends to
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration // 0: none
 	idleTimeout   time.Duration // 0: none
@@ -127,18 +128,16 @@ var errServerClosedIdle = errors.New("server closed idle connection")
 // within the header timeout (the stall timeout).
 var errHeaderTimeout = errors.New("timeout awaiting response headers")
 
-// RoundTrip sends req, which h1Request accepted.
-func (t *h1) RoundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip sends req, which h1Request accepted, to t's host, and tells got
+// each connection it sends it on.
+func (t *h1) roundTrip(req *http.Request, got func(net.Conn)) (*http.Response, error) {
 	ctx := req.Context()
-	addr := net.JoinHostPort(req.URL.Hostname(), portOr(req.URL.Port(), "80"))
 	for {
-		c, reused, err := t.conn(ctx, addr)
+		c, reused, err := t.conn(ctx, t.addr)
 		if err != nil {
 			return nil, err
 		}
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
-			trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused, WasIdle: reused})
-		}
+		got(c.nc)
 		resp, err := t.send(ctx, c, req, reused)
 		if err == nil {
 			return resp, nil
@@ -148,13 +147,6 @@ func (t *h1) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-}
-
-func portOr(port, def string) string {
-	if port == "" {
-		return def
-	}
-	return port
 }
 
 // conn returns an idle connection that is still usable (reused true), or a

@@ -136,10 +136,16 @@ func (p *Pool) limit() int {
 // RoundTrip sends req through a client of its host.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := hostOf(req.URL)
-	h, rt := p.use(key, req)
+	h, lean, tr := p.use(key, req)
 	u := &connUse{p: p}
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: u.got}))
-	resp, err := rt.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if lean != nil {
+		resp, err = lean.roundTrip(req, u.gotConn) // no trace to carry in a copy of req
+	} else {
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: u.got}))
+		resp, err = tr.RoundTrip(req)
+	}
 	if err != nil {
 		p.end(h, u)
 		if p.OnConn != nil && req.Context().Err() == nil && ConnFailure(err) {
@@ -156,12 +162,12 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // use returns the host of key, new if it has none, with one more request
 // in flight, and the client of that host that sends req: the lean HTTP/1.1
-// one where it can (see h1Request), net/http's Transport otherwise. Each is
-// made at the host's first request that needs it.
-func (p *Pool) use(key string, req *http.Request) (*poolHost, http.RoundTripper) {
+// one where it can (see h1Request), net/http's Transport otherwise (lean is
+// nil). Each is made at the host's first request that needs it.
+func (p *Pool) use(key string, req *http.Request) (h *poolHost, lean *h1, tr *http.Transport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	h := p.hosts[key]
+	h = p.hosts[key]
 	if h == nil {
 		h = &poolHost{key: key}
 		h.elem = p.lru.PushFront(h)
@@ -176,10 +182,10 @@ func (p *Pool) use(key string, req *http.Request) (*poolHost, http.RoundTripper)
 	}
 	if h1Request(req, p.template.Proxy) {
 		if h.h1 == nil {
-			h.h1 = &h1{dial: p.hostDial(h), headerTimeout: p.template.ResponseHeaderTimeout,
+			h.h1 = &h1{addr: key, dial: p.hostDial(h), headerTimeout: p.template.ResponseHeaderTimeout,
 				idleTimeout: p.template.IdleConnTimeout, maxIdle: p.perHost, readBuf: p.template.ReadBufferSize}
 		}
-		return h, h.h1
+		return h, h.h1, nil
 	}
 	if h.tr == nil {
 		h.tr = p.template.Clone()
@@ -196,7 +202,7 @@ func (p *Pool) use(key string, req *http.Request) (*poolHost, http.RoundTripper)
 			h.tr.ReadBufferSize = min(h.tr.ReadBufferSize, tlsRecord)
 		}
 	}
-	return h, h.tr
+	return h, nil, h.tr
 }
 
 // hostDial returns the dialer of h's clients: the template's, counted.
@@ -217,8 +223,11 @@ type connUse struct {
 }
 
 // got is the request's GotConn hook: the connection is busy again.
-func (u *connUse) got(info httptrace.GotConnInfo) {
-	c := poolConnOf(info.Conn)
+func (u *connUse) got(info httptrace.GotConnInfo) { u.gotConn(info.Conn) }
+
+// gotConn tells u the request got conn.
+func (u *connUse) gotConn(conn net.Conn) {
+	c := poolConnOf(conn)
 	if c == nil {
 		return
 	}
