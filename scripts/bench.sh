@@ -618,12 +618,20 @@ EOF
 			UNITS[small_$t]=$N_SMALL
 		done
 		UNITS[small_ck]=$N_SMALL
-		interleave small "$ROUNDS" small_wget2 small_ck small_aria2 small_curl
+		# The floor, not a peer: net/http's wire code and every durability
+		# step ckfetch takes, and nothing else (scripts/benchtools/barefetch).
+		CMD[small_bare]="exec $BIN/barefetch -j 16 -d $(q "$OUT") < $(q "$URLS")"
+		LABEL[small_bare]="\`barefetch -j 16\` (the floor: ckfetch's durability steps, no ckfetch)"
+		UNITS[small_bare]=$N_SMALL
+		prep_small_bare() { prep_dl; }
+		check_small_bare() { check_dl "$N_SMALL" $((N_SMALL * SMALL_SIZE)) "$SMALL_SUM"; }
+		interleave small "$ROUNDS" small_wget2 small_ck small_aria2 small_curl small_bare
 		B="ckfetch: $N_SMALL × 4 KiB from nginx to tmpfs, -j 16"
 		tool_row "$B" small_wget2 req small_wget2
 		tool_row "$B" small_ck req small_wget2 "≥ 1.2×" 1.2
 		tool_row "$B" small_aria2 req small_wget2
 		tool_row "$B" small_curl req small_wget2
+		tool_row "$B" small_bare req small_wget2
 		r=$(ratio small_ck small_curl)
 		met=no
 		[ -n "$r" ] && ge "$r" 1 && met=yes
@@ -644,6 +652,11 @@ EOF
 		done
 		f=$(fastest small_wget2 small_aria2 small_curl)
 		[ -z "$f" ] || extra_row "$B" "fastest peer: ${LABEL[$f]}" "ckfetch ÷ it: $(x "$(ratio small_ck "$f")")" "" ""
+		if ok small_ck && ok small_bare; then
+			a=$(median ${CPUS[small_ck]}) b=$(median ${CPUS[small_bare]})
+			extra_row "$B" "ckfetch ÷ the floor (barefetch): what ckfetch's own layers cost" \
+				"$(x "$(ratio small_ck small_bare)"), client CPU $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f×", a/b}')" "" ""
+		fi
 		rm -rf "$WWW/s" "$OUT" "$ECHO"
 	fi
 

@@ -1,0 +1,211 @@
+// Command barefetch is the floor of scripts/bench.sh's small-file benchmark:
+// the least a Go client does per file while taking every durability step
+// ckfetch takes, so that the benchmark shows what ckfetch's own layers cost
+// (its scheduler, echo, retries, connection pool, timeouts) apart from what
+// Go, net/http's wire code and the durability itself cost.
+//
+//	barefetch -j N -d DIR < URLS
+//
+// N goroutines take the URLs in turn; each keeps one HTTP/1.1 connection per
+// host:port it has met, writes the GET with net/http's Request.Write and reads
+// the answer with http.ReadResponse, as ckfetch's lean client does. Each body
+// becomes DIR/NAME (NAME: the URL path's last element) as ckfetch makes a
+// small file: a look at the final name (a file already there is kept), an
+// unnamed O_TMPFILE in DIR, the body, the owner's URL as an extended
+// attribute, fsync, linkat (which never replaces a file), close, and the
+// directory's fsync. No retries, no redirects, no ordering, no echo: any
+// answer but a whole 200 is an error that stops it (exit 1), as is any
+// local error; the benchmark checks the files it leaves.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stderr io.Writer) int {
+	fs := flag.NewFlagSet("barefetch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jobs := fs.Int("j", 16, "downloads at once")
+	dir := fs.String("d", ".", "output directory (must exist)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *jobs < 1 {
+		fmt.Fprintln(stderr, "usage: barefetch -j N -d DIR < URLS")
+		return 2
+	}
+	dirfd, err := unix.Open(*dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "barefetch: %s: %v\n", *dir, err)
+		return 2
+	}
+	defer unix.Close(dirfd)
+	urls := make(chan string, 1024)
+	go func() {
+		defer close(urls)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			if line := sc.Text(); line != "" {
+				urls <- line
+			}
+		}
+	}()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		failure error
+	)
+	for range *jobs {
+		wg.Go(func() {
+			w := &worker{dir: *dir, dirfd: dirfd, conns: map[string]*conn{}}
+			defer w.close()
+			for raw := range urls {
+				if err := w.fetch(raw); err != nil {
+					mu.Lock()
+					if failure == nil {
+						failure = fmt.Errorf("%s: %w", raw, err)
+					}
+					mu.Unlock()
+					for range urls { // drain: the feeder must not block
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failure != nil {
+		fmt.Fprintln(stderr, "barefetch:", failure)
+		return 1
+	}
+	return 0
+}
+
+type conn struct {
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+type worker struct {
+	dir   string
+	dirfd int
+	conns map[string]*conn // by host:port
+	body  bytes.Buffer
+}
+
+func (w *worker) close() {
+	for _, c := range w.conns {
+		c.nc.Close()
+	}
+}
+
+func (w *worker) fetch(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return fmt.Errorf("not an http URL: %v", err)
+	}
+	name := path.Base(u.Path)
+	final := filepath.Join(w.dir, name)
+	var st unix.Stat_t
+	if err := unix.Stat(final, &st); err == nil {
+		return nil // there already: kept, as ckfetch keeps it
+	} else if err != unix.ENOENT {
+		return err
+	}
+	if err := w.get(u); err != nil {
+		return err
+	}
+	return w.store(final, raw)
+}
+
+// get reads the body of u into w.body.
+func (w *worker) get(u *url.URL) error {
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	c := w.conns[addr]
+	if c == nil {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		c = &conn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+		w.conns[addr] = c
+	}
+	req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{
+		"User-Agent": {"barefetch"}, "Accept-Encoding": {"identity"}}}
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	w.body.Reset()
+	n, err := w.body.ReadFrom(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return fmt.Errorf("%d bytes of %d", n, resp.ContentLength)
+	}
+	if resp.Close {
+		c.nc.Close()
+		delete(w.conns, addr)
+	}
+	return nil
+}
+
+// store makes w.body the durable file final, owned by rawURL.
+func (w *worker) store(final, rawURL string) error {
+	fd, err := unix.Open(w.dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
+	if err != nil {
+		return fmt.Errorf("O_TMPFILE in %s: %w", w.dir, err)
+	}
+	defer unix.Close(fd)
+	for b := w.body.Bytes(); len(b) > 0; {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	if err := unix.Fsetxattr(fd, "user.ck.owner", []byte(rawURL), 0); err != nil && err != unix.ENOTSUP {
+		return fmt.Errorf("owner xattr: %w", err)
+	}
+	if err := unix.Fsync(fd); err != nil {
+		return err
+	}
+	err = unix.Linkat(fd, "", unix.AT_FDCWD, final, unix.AT_EMPTY_PATH)
+	if err == unix.ENOENT { // AT_EMPTY_PATH refused (before Linux 6.10 without privileges)
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return fmt.Errorf("link %s: %w", final, err)
+	}
+	return unix.Fsync(w.dirfd)
+}
