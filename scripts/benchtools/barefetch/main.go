@@ -9,11 +9,13 @@
 // N goroutines take the URLs in turn; each keeps one HTTP/1.1 connection per
 // host:port it has met, writes the GET with net/http's Request.Write and reads
 // the answer with http.ReadResponse, as ckfetch's lean client does. Each body
-// becomes DIR/NAME (NAME: the URL path's last element) as ckfetch makes a
-// small file: a look at the final name (a file already there is kept), an
-// unnamed O_TMPFILE in DIR, the body, the owner's URL as an extended
-// attribute, fsync, linkat (which never replaces a file), close, and the
-// directory's fsync. No retries, no redirects, no ordering, no echo: any
+// becomes DIR/HOST:PORT/PATH, where ckfetch's default layout puts it (so the
+// kernel walks paths as deep), made as ckfetch makes a small file: a look at
+// the final name (a file already there is kept), an unnamed O_TMPFILE in its
+// directory, the body, the owner's URL as an extended attribute, fsync,
+// linkat (which never replaces a file), close, and the directory's fsync.
+// A directory is made (and its parent fsynced) the first time a worker
+// needs it. No retries, no redirects, no ordering, no echo: any
 // answer but a whole 200 is an error that stops it (exit 1), as is any
 // local error; the benchmark checks the files it leaves.
 package main
@@ -49,12 +51,10 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: barefetch -j N -d DIR < URLS")
 		return 2
 	}
-	dirfd, err := unix.Open(*dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		fmt.Fprintf(stderr, "barefetch: %s: %v\n", *dir, err)
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		fmt.Fprintf(stderr, "barefetch: %s: not a directory (%v)\n", *dir, err)
 		return 2
 	}
-	defer unix.Close(dirfd)
 	urls := make(chan string, 1024)
 	go func() {
 		defer close(urls)
@@ -72,7 +72,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	)
 	for range *jobs {
 		wg.Go(func() {
-			w := &worker{dir: *dir, dirfd: dirfd, conns: map[string]*conn{}}
+			w := &worker{root: *dir, conns: map[string]*conn{}, dirs: map[string]int{}}
 			defer w.close()
 			for raw := range urls {
 				if err := w.fetch(raw); err != nil {
@@ -103,9 +103,9 @@ type conn struct {
 }
 
 type worker struct {
-	dir   string
-	dirfd int
+	root  string
 	conns map[string]*conn // by host:port
+	dirs  map[string]int   // directories made or found, and their descriptors
 	body  bytes.Buffer
 }
 
@@ -113,6 +113,38 @@ func (w *worker) close() {
 	for _, c := range w.conns {
 		c.nc.Close()
 	}
+	for _, fd := range w.dirs {
+		unix.Close(fd)
+	}
+}
+
+// dir returns a descriptor of dir, made first if missing (its parent then
+// fsynced, as ckfetch does for the directories it makes).
+func (w *worker) dir(dir string) (int, error) {
+	if fd, ok := w.dirs[dir]; ok {
+		return fd, nil
+	}
+	if err := unix.Mkdir(dir, 0o777); err == unix.ENOENT {
+		if _, err := w.dir(filepath.Dir(dir)); err != nil {
+			return -1, err
+		}
+		if err := unix.Mkdir(dir, 0o777); err != nil && err != unix.EEXIST {
+			return -1, fmt.Errorf("mkdir %s: %w", dir, err)
+		}
+	} else if err != nil && err != unix.EEXIST {
+		return -1, fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	if pfd, ok := w.dirs[filepath.Dir(dir)]; ok {
+		if err := unix.Fsync(pfd); err != nil {
+			return -1, err
+		}
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", dir, err)
+	}
+	w.dirs[dir] = fd
+	return fd, nil
 }
 
 func (w *worker) fetch(raw string) error {
@@ -120,8 +152,7 @@ func (w *worker) fetch(raw string) error {
 	if err != nil || u.Scheme != "http" {
 		return fmt.Errorf("not an http URL: %v", err)
 	}
-	name := path.Base(u.Path)
-	final := filepath.Join(w.dir, name)
+	final := filepath.Join(w.root, u.Host, filepath.FromSlash(path.Clean("/"+u.Path)))
 	var st unix.Stat_t
 	if err := unix.Stat(final, &st); err == nil {
 		return nil // there already: kept, as ckfetch keeps it
@@ -182,9 +213,14 @@ func (w *worker) get(u *url.URL) error {
 
 // store makes w.body the durable file final, owned by rawURL.
 func (w *worker) store(final, rawURL string) error {
-	fd, err := unix.Open(w.dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
+	dir := filepath.Dir(final)
+	dirfd, err := w.dir(dir)
 	if err != nil {
-		return fmt.Errorf("O_TMPFILE in %s: %w", w.dir, err)
+		return err
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
+	if err != nil {
+		return fmt.Errorf("O_TMPFILE in %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
 	for b := w.body.Bytes(); len(b) > 0; {
@@ -207,5 +243,5 @@ func (w *worker) store(final, rawURL string) error {
 	if err != nil {
 		return fmt.Errorf("link %s: %w", final, err)
 	}
-	return unix.Fsync(w.dirfd)
+	return unix.Fsync(dirfd)
 }

@@ -43,7 +43,9 @@ func server(t *testing.T) (*httptest.Server, *atomic.Int64, *atomic.Int64) {
 func TestFetches(t *testing.T) {
 	srv, requests, conns := server(t)
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "f7"), []byte("kept"), 0o666)
+	out := filepath.Join(dir, strings.TrimPrefix(srv.URL, "http://"), "s")
+	os.MkdirAll(out, 0o777)
+	os.WriteFile(filepath.Join(out, "f7"), []byte("kept"), 0o666)
 	var list strings.Builder
 	for i := range 50 {
 		fmt.Fprintf(&list, "%s/s/f%d\n", srv.URL, i)
@@ -54,7 +56,7 @@ func TestFetches(t *testing.T) {
 	}
 	for i := range 50 {
 		name := fmt.Sprintf("f%d", i)
-		got, err := os.ReadFile(filepath.Join(dir, name))
+		got, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +75,7 @@ func TestFetches(t *testing.T) {
 		t.Errorf("%d connections for 4 workers on one host", n)
 	}
 	owner := make([]byte, 256)
-	n, err := unix.Getxattr(filepath.Join(dir, "f3"), "user.ck.owner", owner)
+	n, err := unix.Getxattr(filepath.Join(out, "f3"), "user.ck.owner", owner)
 	switch {
 	case err == unix.ENOTSUP:
 		t.Log("no user xattrs on this file system: owner not checked")
@@ -99,5 +101,24 @@ func TestNoDir(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"-d", filepath.Join(t.TempDir(), "none")}, strings.NewReader(""), &stderr); code != 2 {
 		t.Fatalf("exit %d, stderr %q; want 2", code, stderr.String())
+	}
+}
+
+// Directories are made as the URLs need them, where ckfetch's default
+// layout puts the files: DIR/HOST:PORT/PATH.
+func TestMakesDirs(t *testing.T) {
+	srv, _, _ := server(t)
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	list := srv.URL + "/a/b/f1\n" + srv.URL + "/a/f2\n" + srv.URL + "/a/b/f3\n"
+	if code := run([]string{"-j", "2", "-d", dir}, strings.NewReader(list), &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, p := range []string{"a/b/f1", "a/f2", "a/b/f3"} {
+		got, err := os.ReadFile(filepath.Join(dir, host, p))
+		if err != nil || !bytes.Equal(got, body(filepath.Base(p))) {
+			t.Fatalf("%s: %d bytes, %v", p, len(got), err)
+		}
 	}
 }
