@@ -145,10 +145,20 @@ var fsync = unix.Fsync
 const KeptDirs = 8
 
 type keptDir struct {
-	dir  string
-	fd   int
-	busy bool // a sync uses fd
-	gone bool // no longer kept: the sync that uses fd closes it
+	dir      string
+	fd       int
+	dev, ino uint64 // of the directory fd is open on
+	busy     bool   // a sync uses fd
+	gone     bool   // no longer kept: the sync that uses fd closes it
+}
+
+// names reports whether dir still names the directory k is open on: one
+// moved away and made again under its name (or removed) is another, which
+// a sync through k would not reach. One stat: next to a directory's fsync
+// on a disk, nothing.
+func (k *keptDir) names(dir string) bool {
+	var st unix.Stat_t
+	return unix.Stat(dir, &st) == nil && st.Dev == k.dev && st.Ino == k.ino
 }
 
 type dirState struct {
@@ -193,8 +203,10 @@ func (s *DirSyncer) syncDir(dir string) error {
 
 // take returns dir's kept descriptor, busy, opening and keeping it if it
 // has none (and closing the least recently used kept one beyond KeptDirs).
-// When the process is out of descriptors it closes the idle kept ones and
-// tries again.
+// A kept descriptor of a directory that dir no longer names (replaced
+// under its name, or removed) is closed, and dir opened again. When the
+// process is out of descriptors it closes the idle kept ones and tries
+// again.
 func (s *DirSyncer) take(dir string) (*keptDir, error) {
 	s.mu.Lock()
 	if e := s.kept[dir]; e != nil {
@@ -202,7 +214,15 @@ func (s *DirSyncer) take(dir string) (*keptDir, error) {
 		k.busy = true
 		s.lru.MoveToFront(e)
 		s.mu.Unlock()
-		return k, nil
+		if k.names(dir) {
+			return k, nil
+		}
+		s.mu.Lock()
+		if s.kept[dir] == e { // still kept (not dropped meanwhile): no longer
+			s.lru.Remove(e)
+			delete(s.kept, dir)
+		}
+		s.closeFd(k.fd)
 	}
 	s.mu.Unlock()
 	s.fds.Add(1)
@@ -213,11 +233,17 @@ func (s *DirSyncer) take(dir string) (*keptDir, error) {
 	if err == unix.EMFILE && s.closeIdle() {
 		fd, err = openDir(dir)
 	}
+	var st unix.Stat_t
+	if err == nil {
+		if err = unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+		}
+	}
 	if err != nil {
 		s.fds.Add(-1)
 		return nil, err
 	}
-	k := &keptDir{dir: dir, fd: fd, busy: true}
+	k := &keptDir{dir: dir, fd: fd, dev: st.Dev, ino: st.Ino, busy: true}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.kept == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ck-tools/ck/lib/durable"
+	"golang.org/x/sys/unix"
 )
 
 func TestSyncDir(t *testing.T) {
@@ -276,5 +277,61 @@ func TestDirSyncerGroupCommit(t *testing.T) {
 	defer mu.Unlock()
 	if syncs != 2 {
 		t.Errorf("%d syncs for a leader and %d callers that arrived together; want 2 (one covers them all)", syncs, waiters)
+	}
+}
+
+// TestDirSyncerReplacedDir: a directory replaced under its name (moved
+// away, made again) between two syncs is the new one that the second sync
+// reaches, not the one kept open: a file linked into the new directory is
+// durable only through its fsync.
+func TestDirSyncerReplacedDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "d")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var synced []uint64 // the inode of each directory fsynced
+	durable.HoldSyncs(t, func(fd int) {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		synced = append(synced, st.Ino)
+		mu.Unlock()
+	})
+	var s durable.DirSyncer
+	defer s.Close()
+	if err := s.Sync(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, filepath.Join(root, "old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(dir); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(synced) != 2 || synced[1] != st.Ino {
+		t.Fatalf("fsynced inodes %v; want the second sync on the new directory, inode %d", synced, st.Ino)
+	}
+	if n := s.Open(); n != 1 {
+		t.Errorf("%d directories open after the syncs; want 1 (the old one closed)", n)
+	}
+	// Removed: an error, not a sync of the kept descriptor of what is gone.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(dir); err == nil {
+		t.Errorf("Sync of a removed directory = nil; want an error")
 	}
 }
