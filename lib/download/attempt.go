@@ -155,14 +155,17 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	stall := newStallTimer(f.watch(), cancel)
+	defer stall.stop()
+	if !stall.off() {
+		ctx = context.WithValue(ctx, stallBound{}, true)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %w", err)
 	}
 	cleanURL(req.URL)
 	offset := f.hopHeaders(req, origin, j.part)
-	stall := newStallTimer(f.StallTimeout, cancel)
-	defer stall.stop()
 	resp, err := f.roundTrip(req)
 	if err != nil {
 		return nil, netError(ctx, doError(err, req, n))
@@ -392,8 +395,8 @@ func (f *Fetcher) drain(resp *http.Response, stall *stallTimer) {
 	if resp.ContentLength > maxDrain {
 		return
 	}
-	if stall.t == nil {
-		t := time.AfterFunc(drainTimeout, stall.cancel)
+	if stall.off() {
+		t := time.AfterFunc(drainTimeout, stall.fire)
 		defer t.Stop()
 	}
 	io.Copy(io.Discard, io.LimitReader(stall.reader(resp.Body), maxDrain))

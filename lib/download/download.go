@@ -47,6 +47,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,9 +141,11 @@ type Fetcher struct {
 	// would be over its limit (Pool.Room).
 	Room func()
 
-	known  knownDirs    // directories made and synced in this run (bounded)
-	noAnon atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
-	files  atomic.Int64 // .part files open, or about to be opened
+	known     knownDirs    // directories made and synced in this run (bounded)
+	stallOnce sync.Once    // makes stalls
+	stalls    *stallWatch  // of StallTimeout, made at the first attempt
+	noAnon    atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
+	files     atomic.Int64 // .part files open, or about to be opened
 
 	// What every request carries (see setHeaders for where each goes).
 	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
@@ -258,6 +261,15 @@ var errFound = errors.New("the final file is there")
 // fails with a 404, a refused connection or a DNS error leaves nothing.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 	return f.FetchWith(ctx, rawURL, host, path, Options{})
+}
+
+// watch returns the Fetcher's stall watch, nil without a stall timeout.
+func (f *Fetcher) watch() *stallWatch {
+	if f.StallTimeout <= 0 {
+		return nil
+	}
+	f.stallOnce.Do(func() { f.stalls = newStallWatch(f.StallTimeout) })
+	return f.stalls
 }
 
 // FetchWith is Fetch with the settings of o.

@@ -42,8 +42,11 @@ import (
 //   - A request on a reused connection that fails before any byte of an
 //     answer (the server closed it meanwhile) is sent again on another, as
 //     net/http does for a GET.
-//   - The wait for the response headers is bounded by headerTimeout;
-//     cancelling the request's context ends a write or a read at once.
+//   - The wait for the response headers is bounded by headerTimeout, or
+//     by the attempt's stall watch when the request says it has one
+//     (stallBound): a read deadline set and cleared per request would
+//     then only repeat it. Cancelling the request's context ends a write
+//     or a read at once.
 //   - 1xx answers before the final one are skipped.
 //   - Idle connections older than idleTimeout are closed instead of used.
 //
@@ -207,7 +210,8 @@ func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool
 	c.mu.Lock()
 	c.cancelled = false
 	c.mu.Unlock()
-	if t.headerTimeout > 0 {
+	deadline := t.headerTimeout > 0 && ctx.Value(stallBound{}) == nil
+	if deadline {
 		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -225,7 +229,7 @@ func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool
 		return nil, err
 	}
 	c.mu.Lock()
-	if !c.cancelled && t.headerTimeout > 0 {
+	if !c.cancelled && deadline {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.mu.Unlock()

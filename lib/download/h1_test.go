@@ -6,17 +6,20 @@ package download_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ck-tools/ck/lib/download"
+	"github.com/ck-tools/ck/lib/durable"
 )
 
 // rawServer accepts connections on 127.0.0.1 and serves each with serve,
@@ -345,5 +348,29 @@ func TestH1NotThroughProxy(t *testing.T) {
 	}
 	if n := origin.count(); n != 0 {
 		t.Errorf("the origin got %d connections; want 0 (every request through the proxy)", n)
+	}
+}
+
+// TestH1HeaderWaitStalls: through a Fetcher, the wait for headers that never
+// come is ended by the attempt's stall timeout (the lean client then sets no
+// deadline of its own: the client's header timeout here is far longer).
+func TestH1HeaderWaitStalls(t *testing.T) {
+	s := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) {
+		readReq(br)
+		io.Copy(io.Discard, br) // no answer, until the client gives up
+	})
+	const stall = 150 * time.Millisecond
+	f := &download.Fetcher{
+		Client:       mustClient(download.NewClient(download.ClientOptions{ConnectTimeout: 5 * time.Second, StallTimeout: time.Hour, Jobs: 1, PerHost: 1})),
+		StallTimeout: stall,
+		Dirs:         &durable.DirSyncer{},
+	}
+	start := time.Now()
+	res := f.Fetch(context.Background(), s.url+"/x", "h", filepath.Join(t.TempDir(), "x"))
+	if res.Status != download.Failed || res.Err == nil || !strings.Contains(res.Err.Error(), "stalled") {
+		t.Fatalf("got %s (%v); want failed as stalled", res.Status, res.Err)
+	}
+	if took := time.Since(start); took < stall {
+		t.Errorf("failed after %v; want at least the stall timeout %v", took, stall)
 	}
 }
