@@ -109,7 +109,7 @@ type Fetcher struct {
 	Retries      int           // further attempts after the first, on retryable errors
 	Backoff      time.Duration // wait before the first retry, doubled each time, with jitter
 	MaxBackoff   time.Duration // cap of the wait between tries, Retry-After included
-	StallTimeout time.Duration // no body bytes for this long: the attempt fails (retryable)
+	StallTimeout time.Duration // no body bytes for this long: the attempt fails (retryable); fixed once the Fetcher has made an attempt
 	Force        bool          // download even if the final file exists
 	Pacer        Pacer         // nil: no pacing
 	Dirs         DirSyncer     // fsyncs directories (durable.DirSyncer: group commit)
