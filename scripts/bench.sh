@@ -22,7 +22,8 @@ usage: scripts/bench.sh [-h]
     BENCH_QUICK=1           every size 10x smaller, for a smoke run
     BENCH_OUT=FILE          also write the table to FILE
     BENCH_ONLY=LIST         comma-separated subset of: skip,set,grep,mark,small,big,rss,
-                            hosts,hosts-tls,deadhosts
+                            hosts,hosts-tls,deadhosts (small also times the floor,
+                            scripts/benchtools/barefetch: ckfetch's durability steps alone)
     BENCH_RSS_ROUNDS=1      rounds of the ckfetch RSS-vs-list-length runs (1M URLs is long)
   Many hosts with latency (hosts, hosts-tls, deadhosts; server: scripts/benchtools/latencyd):
     BENCH_RTT=20ms          round trip of the model network (ms or s, e.g. 100ms)
