@@ -51,8 +51,11 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: barefetch -j N -d DIR < URLS")
 		return 2
 	}
-	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
-		fmt.Fprintf(stderr, "barefetch: %s: not a directory (%v)\n", *dir, err)
+	if st, err := os.Stat(*dir); err != nil {
+		fmt.Fprintln(stderr, "barefetch:", err)
+		return 2
+	} else if !st.IsDir() {
+		fmt.Fprintf(stderr, "barefetch: %s is not a directory\n", *dir)
 		return 2
 	}
 	urls := make(chan string, 1024)
