@@ -97,8 +97,7 @@ func (s *stallTimer) reader(r io.Reader) io.Reader {
 	})
 }
 
-// loop advances the clock and fails the stalled attempts, every tick, until
-// none is watched.
+// loop fails the stalled attempts, every tick, until none is watched.
 func (w *stallWatch) loop() {
 	var stalled []*stallTimer
 	for {

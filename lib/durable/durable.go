@@ -112,7 +112,8 @@ func AppendFile(name string, r io.Reader) error {
 type DirSyncer struct {
 	mu   sync.Mutex
 	dirs map[string]*dirState
-	// The directories kept open, so that a sync is one system call: the
+	// The directories kept open, so that a sync needs no open and close
+	// (only the stat that checks the name still names it, see take): the
 	// most recently synced ones, at most KeptDirs.
 	kept map[string]*list.Element // of *keptDir
 	lru  list.List                // of *keptDir, the most recently used first
