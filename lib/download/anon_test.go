@@ -216,3 +216,89 @@ func TestSmallPartInFreshDirResumed(t *testing.T) {
 	}
 	wantBody(t, dest, fetchtest.Body("s", 30000))
 }
+
+// In a directory this run made, a download does not look at its final name
+// before its request unless this run made that name (looksFirst): a
+// duplicate line finds its file without a request, and a file another
+// process put there is found by the link of the unnamed .part, which never
+// replaces it. Another URL's file fails the line naming that URL, a file
+// with no owner counts as done, a directory at the name fails as a clash;
+// each leaves what was there as it was, and no .part.
+func TestFreshDirFindsFinalAtLink(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	root := t.TempDir()
+	f := newFetcher(0)
+	f.Root = root
+	dir := filepath.Join(root, "new")
+	fetchOK := func(f *download.Fetcher, path, name string) {
+		t.Helper()
+		if res := f.Fetch(context.Background(), srv.URL+path, "h", filepath.Join(dir, name)); res.Status != download.Done {
+			t.Fatalf("%s into new/%s: %s (%v)", path, name, res.Status, res.Err)
+		}
+	}
+	requests := func(fn func()) int {
+		before := srv.TotalRequests()
+		fn()
+		return srv.TotalRequests() - before
+	}
+	fetchOK(f, "/f/a?size=10", "a")
+	if n := requests(func() {
+		if res := f.Fetch(context.Background(), srv.URL+"/f/a?size=10", "h", filepath.Join(dir, "a")); res.Status != download.Exists || res.Err != nil {
+			t.Fatalf("the same URL again: %s (%v); want exists", res.Status, res.Err)
+		}
+	}); n != 0 {
+		t.Errorf("the same URL again made %d requests; want none", n)
+	}
+
+	other := newFetcher(0) // another process sharing the output
+	other.Root = root
+	fetchOK(other, "/f/b?size=20", "b")
+	if n := requests(func() {
+		res := f.Fetch(context.Background(), srv.URL+"/f/c?size=10", "h", filepath.Join(dir, "b"))
+		if res.Status != download.Failed || res.Fatal || res.Err == nil || !strings.Contains(res.Err.Error(), srv.URL+"/f/b?size=20") {
+			t.Fatalf("another URL for a name another process made: %s, fatal=%v (%v); want an item failure naming its URL", res.Status, res.Fatal, res.Err)
+		}
+	}); n != 1 {
+		t.Errorf("another process's file was found after %d requests; want 1 (no look before it)", n)
+	}
+	wantBody(t, filepath.Join(dir, "b"), fetchtest.Body("b", 20))
+	if err := os.WriteFile(filepath.Join(dir, "p"), []byte("the user's"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Fetch(context.Background(), srv.URL+"/f/p?size=10", "h", filepath.Join(dir, "p")); res.Status != download.Exists || res.Err != nil {
+		t.Fatalf("a file without an owner at the name: %s (%v); want exists", res.Status, res.Err)
+	}
+	wantBody(t, filepath.Join(dir, "p"), []byte("the user's"))
+
+	fetchOK(f, "/f/c?size=10", "d/c")
+	res := f.Fetch(context.Background(), srv.URL+"/f/d?size=10", "h", filepath.Join(dir, "d"))
+	if res.Status != download.Failed || res.Fatal || res.Err == nil || !strings.Contains(res.Err.Error(), "is a directory") {
+		t.Fatalf("a URL whose name is a directory: %s, fatal=%v (%v); want an item failure: a clash", res.Status, res.Fatal, res.Err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("in new/: %v; want a, b, p and d alone", ents)
+	}
+	wantBody(t, filepath.Join(dir, "a"), fetchtest.Body("a", 10))
+}
+
+// In a directory this run did not make, the final name is looked at first:
+// a file there counts as done without a request.
+func TestKnownDirLooksFirst(t *testing.T) {
+	srv := fetchtest.New()
+	defer srv.Close()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "old"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f := newFetcher(0)
+	f.Root = root
+	dest := filepath.Join(root, "old", "a")
+	if res := f.Fetch(context.Background(), srv.URL+"/f/a?size=10", "h", dest); res.Status != download.Done {
+		t.Fatalf("first: %s (%v)", res.Status, res.Err)
+	}
+	before := srv.TotalRequests()
+	if res := f.Fetch(context.Background(), srv.URL+"/f/a?size=10", "h", dest); res.Status != download.Exists || srv.TotalRequests() != before {
+		t.Fatalf("the same URL again: %s (%v) with %d requests; want exists with none", res.Status, res.Err, srv.TotalRequests()-before)
+	}
+}

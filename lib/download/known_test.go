@@ -1,6 +1,10 @@
 package download
 
-import "testing"
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
 
 // A directory two lines made at once stays fresh whichever mkdir won, and
 // one that had a named .part never becomes fresh again.
@@ -50,5 +54,40 @@ func TestKnownDirsMade(t *testing.T) {
 	k.made("/b") // cannot happen (a directory known exists), and changes nothing
 	if k.fresh("/b") {
 		t.Error("made turned a known directory fresh")
+	}
+}
+
+// madeNames answers yes for every name added (a no would skip the look at
+// a file this run made and request it again), and no for most others up
+// to a million names, concurrently.
+func TestMadeNames(t *testing.T) {
+	var m madeNames
+	if m.mayHave("/out/a") {
+		t.Fatal("an empty set has /out/a")
+	}
+	const n = 1_000_000
+	name := func(i int) string { return fmt.Sprintf("/out/127.0.0.1:8080/files/f%07d.bin", i) }
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				m.add(name(i))
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if !m.mayHave(name(i)) {
+			t.Fatalf("%s was added, but mayHave says no", name(i))
+		}
+	}
+	wrong := 0
+	for i := n; i < 2*n; i++ {
+		if m.mayHave(name(i)) {
+			wrong++
+		}
+	}
+	if rate := float64(wrong) / n; rate > 0.05 {
+		t.Errorf("after %d names, %.1f%% of others are said to be there; want a few per cent at most", n, 100*rate)
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
 
 	"github.com/ck-tools/ck/lib/durable"
@@ -132,6 +134,58 @@ func (k *knownDirs) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.m)
+}
+
+// madeNames is the set of final names a Fetcher made in fresh directories
+// (see looksFirst), as a Bloom filter of a fixed size: mayHave is true for
+// every name added, and for a few others (then the name is looked at, as it
+// would be anyway). 2^23 bits (1 MiB, made at the first add) with 4 probes
+// answer wrongly for about 2% of the names after a million adds, and for
+// most after ten million: past that the final names are looked at, as in a
+// directory that is not fresh, and memory stays the same.
+type madeNames struct {
+	bits atomic.Pointer[[madeBits / 64]atomic.Uint64]
+}
+
+const (
+	madeBits   = 1 << 23
+	madeProbes = 4
+)
+
+// probes calls fn with each bit index of name, until fn returns false.
+func probes(name string, fn func(i uint64) bool) {
+	h := xxh3.HashString(name)
+	a, b := h&0xffffffff, h>>32|1
+	for k := range uint64(madeProbes) {
+		if !fn((a + k*b) % madeBits) {
+			return
+		}
+	}
+}
+
+func (m *madeNames) add(name string) {
+	bits := m.bits.Load()
+	if bits == nil {
+		m.bits.CompareAndSwap(nil, new([madeBits / 64]atomic.Uint64))
+		bits = m.bits.Load()
+	}
+	probes(name, func(i uint64) bool {
+		bits[i/64].Or(1 << (i % 64))
+		return true
+	})
+}
+
+func (m *madeNames) mayHave(name string) bool {
+	bits := m.bits.Load()
+	if bits == nil {
+		return false
+	}
+	found := true
+	probes(name, func(i uint64) bool {
+		found = bits[i/64].Load()&(1<<(i%64)) != 0
+		return found
+	})
+	return found
 }
 
 // final looks at what is under the final name path. found reports a regular

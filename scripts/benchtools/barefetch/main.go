@@ -11,7 +11,9 @@
 // the answer with http.ReadResponse, as ckfetch's lean client does. Each body
 // becomes DIR/HOST:PORT/PATH, where ckfetch's default layout puts it (so the
 // kernel walks paths as deep), made as ckfetch makes a small file: a look at
-// the final name (a file already there is kept), an unnamed O_TMPFILE in its
+// the final name (a file already there is kept) unless its directory was
+// made by this run (ckfetch's linkat then finds a file there; barefetch's
+// lists have no duplicates), an unnamed O_TMPFILE in its
 // directory, the body, the owner's URL as an extended attribute, fsync,
 // linkat (which never replaces a file), close, and the directory's fsync.
 // A directory is made (and its parent fsynced) the first time a worker
@@ -121,20 +123,28 @@ func (w *worker) close() {
 	}
 }
 
+// made holds the directories this run made: in them no final name is
+// looked at before the request, as in ckfetch.
+var made sync.Map
+
 // dir returns a descriptor of dir, made first if missing (its parent then
 // fsynced, as ckfetch does for the directories it makes).
 func (w *worker) dir(dir string) (int, error) {
 	if fd, ok := w.dirs[dir]; ok {
 		return fd, nil
 	}
-	if err := unix.Mkdir(dir, 0o777); err == unix.ENOENT {
+	err := unix.Mkdir(dir, 0o777)
+	if err == unix.ENOENT {
 		if _, err := w.dir(filepath.Dir(dir)); err != nil {
 			return -1, err
 		}
-		if err := unix.Mkdir(dir, 0o777); err != nil && err != unix.EEXIST {
-			return -1, fmt.Errorf("mkdir %s: %w", dir, err)
-		}
-	} else if err != nil && err != unix.EEXIST {
+		err = unix.Mkdir(dir, 0o777)
+	}
+	switch err {
+	case nil:
+		made.Store(dir, true)
+	case unix.EEXIST:
+	default:
 		return -1, fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 	if pfd, ok := w.dirs[filepath.Dir(dir)]; ok {
@@ -156,11 +166,13 @@ func (w *worker) fetch(raw string) error {
 		return fmt.Errorf("not an http URL: %v", err)
 	}
 	final := filepath.Join(w.root, u.Host, filepath.FromSlash(path.Clean("/"+u.Path)))
-	var st unix.Stat_t
-	if err := unix.Stat(final, &st); err == nil {
-		return nil // there already: kept, as ckfetch keeps it
-	} else if err != unix.ENOENT {
-		return err
+	if _, fresh := made.Load(filepath.Dir(final)); !fresh {
+		var st unix.Stat_t
+		if err := unix.Stat(final, &st); err == nil {
+			return nil // there already: kept, as ckfetch keeps it
+		} else if err != unix.ENOENT {
+			return err
+		}
 	}
 	if err := w.get(u); err != nil {
 		return err
