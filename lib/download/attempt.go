@@ -95,17 +95,24 @@ func isRedirect(code int) bool {
 // retry, so the line fails at once.
 var errBadRedirect = errors.New("bad redirect")
 
-// roundTrip sends req through the Client's Transport, not Client.Do: a
-// redirect is the response (attempt follows it one hop at a time), and the
-// client's own work per request (a copy of the headers for the redirects it
-// would follow, its deadline, its cookie jar: none is used) costs CPU on
-// every small file. A malformed Location is location's to tell.
-func (f *Fetcher) roundTrip(req *http.Request) (*http.Response, error) {
-	rt := f.Client.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
+// roundTrip sends req as the hop fl through the Client's Transport, not
+// Client.Do: a redirect is the response (attempt follows it one hop at a
+// time), and the client's own work per request (a copy of the headers for
+// the redirects it would follow, its deadline, its cookie jar: none is
+// used) costs CPU on every small file. A malformed Location is location's
+// to tell. A Pool is told fl; another Transport gets a context that ends
+// with it.
+func (f *Fetcher) roundTrip(req *http.Request, fl *flight) (*http.Response, error) {
+	var resp *http.Response
+	var err error
+	switch rt := f.Client.Transport.(type) {
+	case *Pool:
+		resp, err = rt.roundTrip(req, fl)
+	case nil:
+		resp, err = http.DefaultTransport.RoundTrip(req.WithContext(fl.context()))
+	default:
+		resp, err = rt.RoundTrip(req.WithContext(fl.context()))
 	}
-	resp, err := rt.RoundTrip(req)
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
 		err = http.ErrSchemeMismatch // as Client.Do says it: an HTTP answer to https
@@ -153,35 +160,30 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	if err := f.openExisting(ctx, j, n == 0 && res.Attempts > 1); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stall := newStallTimer(f.watch(), cancel)
-	defer stall.stop()
-	if !stall.off() {
-		ctx = context.WithValue(ctx, stallBound{}, true)
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %w", err)
 	}
 	cleanURL(req.URL)
 	offset := f.hopHeaders(req, origin, j.part)
-	resp, err := f.roundTrip(req)
+	fl := f.flights().start(ctx)
+	defer fl.end()
+	resp, err := f.roundTrip(req, fl)
 	if err != nil {
-		return nil, netError(ctx, doError(err, req, n))
+		return nil, netError(ctx, fl, doError(err, req, n))
 	}
 	defer resp.Body.Close()
 	j.lastHost = host
 	res.HTTPStatus = resp.StatusCode
 	res.FinalURL = req.URL.String()
 	if isRedirect(resp.StatusCode) {
-		f.drain(resp, stall)
+		f.drain(resp, fl)
 		if n == MaxRedirects {
 			return nil, errTooManyRedirects // trying again would go round the same loop
 		}
 		return location(resp, req.URL)
 	}
-	return nil, f.answer(ctx, j, resp, stall, offset, res)
+	return nil, f.answer(ctx, j, resp, fl, offset, res)
 }
 
 // hopHeaders sets the headers of one hop's request, and returns the offset
@@ -300,7 +302,7 @@ func (f *Fetcher) recheck(ctx context.Context, j *job) error {
 
 // answer handles the response that ends an attempt's hops: its body goes
 // to the .part file, or it says why it cannot.
-func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall *stallTimer, offset int64, res *Result) error {
+func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, fl *flight, offset int64, res *Result) error {
 	part := j.part
 	// end is where this body should end in the file, total the size the
 	// server stated for the whole resource; -1: not known.
@@ -311,7 +313,7 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 		if offset == 0 || !ok || cr.start != offset || cr.end < cr.start || (cr.total >= 0 && cr.end >= cr.total) ||
 			(resp.ContentLength >= 0 && resp.ContentLength != cr.end-cr.start+1) {
 			// Not the range we asked for: start over rather than guess.
-			f.drain(resp, stall)
+			f.drain(resp, fl)
 			if part != nil {
 				if err := part.reset(""); err != nil {
 					return err
@@ -321,7 +323,7 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 		}
 		if v := validator(resp.Header); v != part.validator {
 			// A server that ignores If-Range: these are another version's bytes.
-			f.drain(resp, stall)
+			f.drain(resp, fl)
 			if err := part.reset(""); err != nil {
 				return err
 			}
@@ -341,7 +343,7 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 		}
 		end, total = resp.ContentLength, resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
-		f.drain(resp, stall)
+		f.drain(resp, fl)
 		if cr, ok := contentRange(resp.Header.Get("Content-Range")); ok && cr.start < 0 && cr.total == part.size {
 			return nil // killed between the last byte and the rename: the part is whole
 		}
@@ -350,7 +352,7 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 		}
 		return retryable{err: errors.New("HTTP 416: the partial file does not fit the resource any more; starting again")}
 	default:
-		f.drain(resp, stall)
+		f.drain(resp, fl)
 		err := fmt.Errorf("HTTP %s", resp.Status)
 		if resp.StatusCode == 408 || resp.StatusCode == 429 || resp.StatusCode >= 500 {
 			return retryable{err: err, after: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
@@ -358,14 +360,14 @@ func (f *Fetcher) answer(ctx context.Context, j *job, resp *http.Response, stall
 		return err
 	}
 
-	n, err := part.copyFrom(f.limit(ctx, stall.reader(resp.Body)), f.Progress)
+	n, err := part.copyFrom(f.limit(ctx, fl.reader(resp.Body)), f.Progress)
 	res.Bytes += n
 	if err != nil {
 		var fe fatalError
 		if errors.As(err, &fe) {
 			return err
 		}
-		return netError(ctx, err)
+		return netError(ctx, fl, err)
 	}
 	switch {
 	case end >= 0 && part.size < end:
@@ -391,15 +393,15 @@ var errShort = errors.New("the server sent part of the rest")
 // refused 206) so that its connection can be used again, instead of costing
 // a new one (and a TLS handshake). At most maxDrain bytes, within the stall
 // timeout (drainTimeout when there is none); a longer body is closed unread.
-func (f *Fetcher) drain(resp *http.Response, stall *stallTimer) {
+func (f *Fetcher) drain(resp *http.Response, fl *flight) {
 	if resp.ContentLength > maxDrain {
 		return
 	}
-	if stall.off() {
-		t := time.AfterFunc(drainTimeout, stall.fire)
+	if !fl.watched() {
+		t := time.AfterFunc(drainTimeout, func() { fl.fire(errStalled) })
 		defer t.Stop()
 	}
-	io.Copy(io.Discard, io.LimitReader(stall.reader(resp.Body), maxDrain))
+	io.Copy(io.Discard, io.LimitReader(fl.reader(resp.Body), maxDrain))
 }
 
 // maxDrain is the most drain reads of a body it throws away; drainTimeout

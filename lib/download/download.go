@@ -141,12 +141,12 @@ type Fetcher struct {
 	// would be over its limit (Pool.Room).
 	Room func()
 
-	known     knownDirs    // directories made and synced in this run (bounded)
-	made      madeNames    // final names this run made in fresh directories
-	stallOnce sync.Once    // makes stalls
-	stalls    *stallWatch  // of StallTimeout, made at the first attempt
-	noAnon    atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
-	files     atomic.Int64 // .part files open, or about to be opened
+	known    knownDirs    // directories made and synced in this run (bounded)
+	made     madeNames    // final names this run made in fresh directories
+	once     sync.Once    // makes inFlight
+	inFlight *flights     // the hops in flight, watched for stalls; made at the first attempt
+	noAnon   atomic.Bool  // the output's file system has no O_TMPFILE (see createPart)
+	files    atomic.Int64 // .part files open, or about to be opened
 
 	// What every request carries (see setHeaders for where each goes).
 	// Header holds the -H headers (ParseHeaders); Authorization and Cookie
@@ -264,13 +264,10 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, host, path string) Result {
 	return f.FetchWith(ctx, rawURL, host, path, Options{})
 }
 
-// watch returns the Fetcher's stall watch, nil without a stall timeout.
-func (f *Fetcher) watch() *stallWatch {
-	if f.StallTimeout <= 0 {
-		return nil
-	}
-	f.stallOnce.Do(func() { f.stalls = newStallWatch(f.StallTimeout) })
-	return f.stalls
+// flights returns the Fetcher's hops in flight.
+func (f *Fetcher) flights() *flights {
+	f.once.Do(func() { f.inFlight = newFlights(max(f.StallTimeout, 0)) })
+	return f.inFlight
 }
 
 // FetchWith is Fetch with the settings of o.

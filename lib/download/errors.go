@@ -38,11 +38,12 @@ func (e retryable) Unwrap() error { return e.err }
 // netError classifies a transport error: a network failure is worth a
 // retry, unless the run itself was interrupted or no retry can fix it (see
 // unfixable).
-func netError(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+func netError(ctx context.Context, fl *flight, err error) error {
+	cause := fl.err()
+	if errors.Is(cause, errStalled) {
 		return retryable{err: cause}
 	}
-	if ctx.Err() != nil {
+	if cause != nil || ctx.Err() != nil {
 		return context.Canceled
 	}
 	if outOfDescriptors(err) {

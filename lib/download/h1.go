@@ -43,10 +43,11 @@ import (
 //     answer (the server closed it meanwhile) is sent again on another, as
 //     net/http does for a GET.
 //   - The wait for the response headers is bounded by headerTimeout, or
-//     by the attempt's stall watch when the request says it has one
-//     (stallBound): a read deadline set and cleared per request would
-//     then only repeat it. Cancelling the request's context ends a write
-//     or a read at once.
+//     by the stall watch when one watches the request's hop (a read
+//     deadline set and cleared per request would then only repeat it).
+//     The hop's end from outside (its context done, a stall: see flights)
+//     ends a write or a read at once: it sets the connection's deadline in
+//     the past.
 //   - 1xx answers before the final one are skipped.
 //   - Idle connections older than idleTimeout are closed instead of used.
 //
@@ -120,7 +121,7 @@ type h1Conn struct {
 	idleAt time.Time
 
 	mu        sync.Mutex
-	cancelled bool // the request's context is done: the deadline set in the past stays
+	cancelled bool // aborted (its hop ended from outside): the deadline set in the past stays
 }
 
 // errServerClosedIdle is the error of a request whose reused connection the
@@ -131,30 +132,29 @@ var errServerClosedIdle = errors.New("server closed idle connection")
 // within the header timeout (the stall timeout).
 var errHeaderTimeout = errors.New("timeout awaiting response headers")
 
-// roundTrip sends req, which h1Request accepted, to t's host, and tells got
-// each connection it sends it on.
-func (t *h1) roundTrip(req *http.Request, got func(net.Conn)) (*http.Response, error) {
-	ctx := req.Context()
+// roundTrip sends req, which h1Request accepted, to t's host as the hop fl,
+// and tells got each connection it sends it on.
+func (t *h1) roundTrip(req *http.Request, got func(net.Conn), fl *flight) (*http.Response, error) {
 	for {
-		c, reused, err := t.conn(ctx, t.addr)
+		c, reused, err := t.conn(fl, t.addr)
 		if err != nil {
 			return nil, err
 		}
 		got(c.nc)
-		resp, err := t.send(ctx, c, req, reused)
+		resp, err := t.send(fl, c, req, reused)
 		if err == nil {
 			return resp, nil
 		}
 		c.nc.Close()
-		if !reused || !errors.Is(err, errServerClosedIdle) || ctx.Err() != nil {
+		if !reused || !errors.Is(err, errServerClosedIdle) || fl.err() != nil {
 			return nil, err
 		}
 	}
 }
 
 // conn returns an idle connection that is still usable (reused true), or a
-// new one.
-func (t *h1) conn(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
+// new one, dialled within fl.
+func (t *h1) conn(fl *flight, addr string) (c *h1Conn, reused bool, err error) {
 	for {
 		t.mu.Lock()
 		n := len(t.idle)
@@ -172,8 +172,11 @@ func (t *h1) conn(ctx context.Context, addr string) (c *h1Conn, reused bool, err
 		}
 		return c, true, nil
 	}
-	nc, err := t.dial(ctx, "tcp", addr)
+	nc, err := t.dial(fl.context(), "tcp", addr)
 	if err != nil {
+		if cause := fl.err(); cause != nil {
+			return nil, false, cause
+		}
 		return nil, false, err
 	}
 	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, t.readBuf), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
@@ -204,27 +207,24 @@ func quiet(nc net.Conn) bool {
 	return err == nil && ok
 }
 
-// send writes req on c and reads the answer's headers. On an error c is
-// not usable again (the caller closes it).
-func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
+// send writes req on c and reads the answer's headers, as the hop fl. On
+// an error c is not usable again (the caller closes it).
+func (t *h1) send(fl *flight, c *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
 	c.mu.Lock()
 	c.cancelled = false
 	c.mu.Unlock()
-	deadline := t.headerTimeout > 0 && ctx.Value(stallBound{}) == nil
+	if err := fl.attach(c); err != nil {
+		return nil, err
+	}
+	deadline := t.headerTimeout > 0 && !fl.watched()
 	if deadline {
 		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	}
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cancelled = true
-		c.nc.SetDeadline(aLongTimeAgo)
-		c.mu.Unlock()
-	})
 	resp, err := t.exchange(c, req, reused)
 	if err != nil {
-		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		fl.detach()
+		if cause := fl.err(); cause != nil {
+			return nil, cause
 		}
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.mu.Unlock()
-	b := &h1Body{t: t, c: c, rc: resp.Body, stop: stop, ctx: ctx,
+	b := &h1Body{t: t, c: c, rc: resp.Body, fl: fl,
 		keep: !resp.Close && !req.Close && !wantsClose(req.Header)}
 	if resp.Body == http.NoBody {
 		b.eof()
@@ -243,6 +243,15 @@ func (t *h1) send(ctx context.Context, c *h1Conn, req *http.Request, reused bool
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// abort ends the write or read on c now, and any later one: its deadline
+// goes to the past, and stays there (send clears no deadline after it).
+func (c *h1Conn) abort() {
+	c.mu.Lock()
+	c.cancelled = true
+	c.nc.SetDeadline(aLongTimeAgo)
+	c.mu.Unlock()
+}
 
 // max1xx is how many 1xx answers exchange skips (net/http's limit too): a
 // server that sends them without end would otherwise hold the request as
@@ -318,10 +327,9 @@ type h1Body struct {
 	t    *h1
 	c    *h1Conn
 	rc   io.ReadCloser // nil once read to its end
-	stop func() bool   // of the context.AfterFunc that cancels the request
-	ctx  context.Context
-	keep bool        // neither side asked to close the connection
-	done atomic.Bool // c is given back or closed
+	fl   *flight       // the hop it is the answer of
+	keep bool          // neither side asked to close the connection
+	done atomic.Bool   // c is given back or closed
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -333,8 +341,8 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.eof()
 	case err != nil:
-		if b.ctx.Err() != nil {
-			err = b.ctx.Err()
+		if cause := b.fl.err(); cause != nil {
+			err = cause
 		}
 		b.finish(false)
 	}
@@ -353,8 +361,8 @@ func (b *h1Body) finish(reuse bool) {
 	if b.done.Swap(true) {
 		return
 	}
-	if !b.stop() {
-		reuse = false // cancelled: its deadline is in the past
+	if b.fl.detach() {
+		reuse = false // ended from outside: its deadline may be in the past
 	}
 	if reuse {
 		b.t.put(b.c)

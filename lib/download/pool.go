@@ -89,6 +89,8 @@ type Pool struct {
 	// share the descriptors of MaxOpen with the connections.
 	Files func() int
 
+	flights *flights // of the requests sent through RoundTrip (a Fetcher has its own)
+
 	mu      sync.Mutex
 	hosts   map[string]*poolHost
 	lru     list.List // of *poolHost, the most recently used first
@@ -116,7 +118,7 @@ type poolHost struct {
 // template (their Transports are clones of it), for jobs downloads at once over all hosts and perHost at once per host.
 // template itself never makes a request.
 func NewPool(template *http.Transport, jobs, perHost int) *Pool {
-	return &Pool{template: template, perHost: perHost, maxOpen: PoolConns(jobs), hosts: map[string]*poolHost{}}
+	return &Pool{template: template, perHost: perHost, maxOpen: PoolConns(jobs), hosts: map[string]*poolHost{}, flights: newFlights(0)}
 }
 
 // MaxOpen is the number of open connections over which the pool closes
@@ -133,22 +135,34 @@ func (p *Pool) limit() int {
 	return p.maxOpen - p.Files()
 }
 
-// RoundTrip sends req through a client of its host.
+// RoundTrip sends req through a client of its host, ended by its context.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	fl := p.flights.start(req.Context())
+	resp, err := p.roundTrip(req, fl)
+	if err != nil {
+		fl.end()
+		return nil, err
+	}
+	resp.Body.(*poolBody).fl = fl
+	return resp, nil
+}
+
+// roundTrip sends req through a client of its host, as the hop fl (see
+// flights), which the caller ends once the response body is closed.
+func (p *Pool) roundTrip(req *http.Request, fl *flight) (*http.Response, error) {
 	key := hostOf(req.URL)
 	h, lean, tr := p.use(key, req)
 	u := &connUse{p: p}
 	var resp *http.Response
 	var err error
 	if lean != nil {
-		resp, err = lean.roundTrip(req, u.gotConn) // no trace to carry in a copy of req
+		resp, err = lean.roundTrip(req, u.gotConn, fl) // no trace to carry in a copy of req
 	} else {
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: u.got}))
-		resp, err = tr.RoundTrip(req)
+		resp, err = tr.RoundTrip(req.WithContext(httptrace.WithClientTrace(fl.context(), &httptrace.ClientTrace{GotConn: u.got})))
 	}
 	if err != nil {
 		p.end(h, u)
-		if p.OnConn != nil && req.Context().Err() == nil && ConnFailure(err) {
+		if p.OnConn != nil && fl.err() == nil && req.Context().Err() == nil && ConnFailure(err) {
 			p.OnConn(key, err)
 		}
 		return nil, err
@@ -486,12 +500,18 @@ type poolBody struct {
 	p    *Pool
 	h    *poolHost
 	u    *connUse
+	fl   *flight // its hop, if RoundTrip started it (Pool.roundTrip's caller ends its own)
 	once sync.Once
 }
 
 func (b *poolBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.p.end(b.h, b.u) })
+	b.once.Do(func() {
+		b.p.end(b.h, b.u)
+		if b.fl != nil {
+			b.fl.end()
+		}
+	})
 	return err
 }
 
