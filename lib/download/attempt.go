@@ -31,7 +31,8 @@ func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()
 	if err != nil {
 		return fmt.Errorf("invalid URL: %w", err)
 	}
-	target, host := j.rawURL, j.host
+	first := *origin // the hop's request cleans its URL (cleanURL): origin stays as written
+	target, host := &first, j.host
 	for n := 0; ; n++ {
 		release, err := f.take(ctx, host)
 		if err != nil {
@@ -40,7 +41,7 @@ func (f *Fetcher) attempt(ctx context.Context, j *job, res *Result, held *func()
 		next, err := f.hop(ctx, j, origin, target, host, n, res)
 		if next != nil {
 			release() // the next hop asks for the slot of its own host
-			target, host = next.String(), HostKey(next)
+			target, host = next, HostKey(next)
 			continue
 		}
 		*held = release
@@ -140,7 +141,8 @@ func location(resp *http.Response, from *url.URL) (*url.URL, error) {
 	return next, nil
 }
 
-// hop makes the request of one hop, to target on host, whose slot is held.
+// hop makes the request of one hop, to target on host, whose slot is held;
+// target becomes the request's URL.
 // An existing .part is opened (and locked) first, so the request can ask for
 // the rest of it: every hop carries the Range and If-Range of the .part,
 // since any hop may be the one that answers with the content. A redirect
@@ -148,7 +150,7 @@ func location(resp *http.Response, from *url.URL) (*url.URL, error) {
 // back to the pool) and the .part closed; any other answer is the attempt's
 // (see attempt), and a new .part is created only for a 200, the one answer
 // that brings the file's bytes without one.
-func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host string, n int, res *Result) (next *url.URL, err error) {
+func (f *Fetcher) hop(ctx context.Context, j *job, origin, target *url.URL, host string, n int, res *Result) (next *url.URL, err error) {
 	defer func() {
 		if err == nil && next == nil {
 			return // the answer, in the .part: the caller finishes it
@@ -160,10 +162,7 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	if err := f.openExisting(ctx, j, n == 0 && res.Attempts > 1); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return nil, fmt.Errorf("invalid URL: %w", err)
-	}
+	req := newGet(target)
 	cleanURL(req.URL)
 	offset := f.hopHeaders(req, origin, j.part)
 	fl := f.flights().start(ctx)
@@ -186,6 +185,19 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 	return nil, f.answer(ctx, j, resp, fl, offset, res)
 }
 
+// newGet returns a GET of u with no body, as http.NewRequest makes it from
+// u's text, without parsing that again. Its context is Background: what
+// ends the request is its hop's flight (see flights), which gives a context
+// to what needs one.
+func newGet(u *url.URL) *http.Request {
+	u.Host = strings.TrimSuffix(u.Host, ":") // an empty port, as NewRequest drops it
+	return &http.Request{Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, 4), Host: u.Host}
+}
+
+// identity is the value of every request's Accept-Encoding.
+var identity = []string{"identity"}
+
 // hopHeaders sets the headers of one hop's request, and returns the offset
 // of the .part it asks to continue from (0: the whole resource). This is
 // the one place where a request's headers are set, on every hop alike;
@@ -195,7 +207,7 @@ func (f *Fetcher) hop(ctx context.Context, j *job, origin *url.URL, target, host
 // below always win.
 func (f *Fetcher) hopHeaders(req *http.Request, origin *url.URL, part *partFile) (offset int64) {
 	f.setHeaders(req, origin)
-	req.Header.Set("Accept-Encoding", "identity") // the bytes on disk are the resource's bytes
+	req.Header["Accept-Encoding"] = identity // the bytes on disk are the resource's bytes
 	if part == nil || part.size == 0 || part.validator == "" {
 		return 0
 	}

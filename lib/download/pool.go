@@ -162,7 +162,7 @@ func (p *Pool) roundTrip(req *http.Request, fl *flight) (*http.Response, error) 
 	}
 	if err != nil {
 		p.end(h, u)
-		if p.OnConn != nil && fl.err() == nil && req.Context().Err() == nil && ConnFailure(err) {
+		if p.OnConn != nil && fl.err() == nil && fl.ctx.Err() == nil && ConnFailure(err) {
 			p.OnConn(key, err)
 		}
 		return nil, err

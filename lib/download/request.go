@@ -109,10 +109,10 @@ func validName(s string) bool {
 func (f *Fetcher) setHeaders(req *http.Request, origin *url.URL) {
 	same := sameOrigin(req.URL, origin)
 	for _, name := range originOnly {
-		req.Header.Del(name)
+		delete(req.Header, name) // canonical already: Del would canonicalise it again
 	}
 	if f.UserAgent != "" {
-		req.Header.Set("User-Agent", f.UserAgent)
+		req.Header["User-Agent"] = []string{f.UserAgent}
 	}
 	if _, ok := f.Header["Host"]; ok {
 		req.Host = ""
@@ -132,7 +132,7 @@ func (f *Fetcher) setHeaders(req *http.Request, origin *url.URL) {
 			req.Header[name] = append([]string(nil), values...)
 		}
 	}
-	if req.Header.Get("Authorization") != "" {
+	if v := req.Header["Authorization"]; len(v) > 0 && v[0] != "" {
 		return
 	}
 	user := req.URL.User
