@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -228,7 +227,7 @@ func (f *Fetcher) hopHeaders(req *http.Request, origin *url.URL, part *partFile)
 // one there, for the same URL (shards share no line): then this download
 // starts from zero, and whichever finishes last gives the name its file.
 func (f *Fetcher) openExisting(ctx context.Context, j *job, recheck bool) error {
-	if !recheck && f.known.fresh(filepath.Dir(j.path)) {
+	if !recheck && f.known.fresh(j.dir) {
 		return nil
 	}
 	f.holdFile()
@@ -270,23 +269,23 @@ func (f *Fetcher) catchUp(ctx context.Context, j *job) error {
 // look at the final name, which its linkat checks (finishAnon). That saves
 // four system calls of the twenty or so a small file costs.
 func (f *Fetcher) createPart(ctx context.Context, j *job, size int64) error {
-	if err := f.mkdir(filepath.Dir(j.path)); err != nil {
+	if err := f.mkdir(j.dir); err != nil {
 		return err
 	}
 	if size >= 0 && size < saveAfter && f.Store == nil && !f.Force && !f.noAnon.Load() && procFDs() {
 		f.holdFile()
-		p, err := openAnon(j.path)
+		p, err := openAnon(j.dir, j.path)
 		f.setPart(j, p)
 		if err == nil {
 			p.digest = j.digest
 			return nil
 		}
 		if !anonUnsupported(err) {
-			return f.local(&os.PathError{Op: "open", Path: filepath.Dir(j.path), Err: err})
+			return f.local(&os.PathError{Op: "open", Path: j.dir, Err: err})
 		}
 		f.noAnon.Store(true) // this file system has none: named ones from now on
 	}
-	f.known.named(filepath.Dir(j.path))
+	f.known.named(j.dir)
 	f.holdFile()
 	p, contended, err := openPart(ctx, j.path, true)
 	f.setPart(j, p)

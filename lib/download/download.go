@@ -190,6 +190,7 @@ type job struct {
 	rawURL string
 	host   string // of rawURL: the first hop's
 	path   string // the final name
+	dir    string // its directory
 	// part is the open and locked .part file, nil when it is not open: it
 	// is opened (an existing one) when a hop holds its slot, or created
 	// when a response brings the bytes of the file, and closed before the
@@ -211,7 +212,7 @@ func (f *Fetcher) closePart(j *job) error {
 		return nil
 	}
 	if p.anon && p.keeps() {
-		f.known.named(filepath.Dir(j.path))
+		f.known.named(j.dir)
 	}
 	err := p.close()
 	j.part = nil
@@ -290,7 +291,8 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			held()
 		}
 	}()
-	if f.looksFirst(path) {
+	dir := filepath.Dir(path)
+	if f.looksFirst(path, dir) {
 		found, err := f.final(ctx, rawURL, path)
 		if err != nil {
 			return f.end(&res, err)
@@ -299,7 +301,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			return f.exists(&res, path, o)
 		}
 	}
-	j := &job{rawURL: rawURL, host: host, path: path, lastHost: host, digest: newDigest(o.Checksum, f.SHA256)}
+	j := &job{rawURL: rawURL, host: host, path: path, dir: dir, lastHost: host, digest: newDigest(o.Checksum, f.SHA256)}
 	defer func() {
 		if err := f.closePart(j); err != nil && !res.Fatal {
 			res.Status, res.Err, res.Fatal = Failed, err, true
@@ -317,7 +319,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			return f.exists(&res, path, o)
 		}
 		if err == nil {
-			err := f.finish(ctx, j.part, rawURL, path)
+			err := f.finish(ctx, j.part, rawURL, path, dir)
 			if cerr := f.closePart(j); err == nil {
 				err = cerr
 			}
@@ -327,7 +329,7 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 			if err != nil {
 				return f.end(&res, err)
 			}
-			if f.known.fresh(filepath.Dir(path)) {
+			if f.known.fresh(dir) {
 				f.made.add(path)
 			}
 			res.Status, res.SHA256 = Done, j.digest.sha256()
@@ -372,8 +374,8 @@ func (f *Fetcher) FetchWith(ctx context.Context, rawURL, host, path string, o Op
 // named .part's lock being followed by a second look (createPart). So a
 // small file costs a stat less, which on a busy directory is a tenth of
 // ckfetch's CPU; a duplicate line still finds its file without a request.
-func (f *Fetcher) looksFirst(path string) bool {
-	return f.Store != nil || f.Force || !f.known.fresh(filepath.Dir(path)) || f.made.mayHave(path)
+func (f *Fetcher) looksFirst(path, dir string) bool {
+	return f.Store != nil || f.Force || !f.known.fresh(dir) || f.made.mayHave(path)
 }
 
 // exists ends a Fetch whose final file was already there, once its bytes
@@ -415,9 +417,10 @@ func (f *Fetcher) end(res *Result, err error) Result {
 	return *res
 }
 
-// finish makes the part file durable under its final name, with rawURL
-// recorded as its owner, once its bytes match the checksum if there is one.
-func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path string) error {
+// finish makes the part file durable under its final name path, in dir,
+// with rawURL recorded as its owner, once its bytes match the checksum if
+// there is one.
+func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path, dir string) error {
 	if err := part.verify(); err != nil {
 		return err
 	}
@@ -441,7 +444,7 @@ func (f *Fetcher) finish(ctx context.Context, part *partFile, rawURL, path strin
 		return f.local(&os.LinkError{Op: "rename", Old: part.name, New: path, Err: err})
 	}
 	part.done()
-	if err := f.Dirs.Sync(filepath.Dir(path)); err != nil {
+	if err := f.Dirs.Sync(dir); err != nil {
 		return fatal(err)
 	}
 	return nil

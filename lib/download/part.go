@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,16 +135,16 @@ type partFile struct {
 	anon bool
 }
 
-// openAnon opens an unnamed .part for path: an O_TMPFILE in path's
-// directory, for a fresh download too small to be worth resuming after a
+// openAnon opens an unnamed .part for path: an O_TMPFILE in its
+// directory dir, for a fresh download too small to be worth resuming after a
 // kill (under saveAfter: a named one would have no record either). It costs
 // no lock and no look at the final name: nobody else can see it, and it
 // gets its name by linkat, which fails when the name is taken (see
 // finishAnon), where a rename would replace it. An O_TMPFILE the file
 // system does not support is unix.EOPNOTSUPP (or EISDIR, EINVAL on old
 // kernels): the caller makes a named one instead.
-func openAnon(path string) (*partFile, error) {
-	fd, err := openTmpfile(filepath.Dir(path), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
+func openAnon(dir, path string) (*partFile, error) {
+	fd, err := openTmpfile(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
 	if err != nil {
 		return nil, err
 	}
