@@ -7,8 +7,8 @@
 //	barefetch -j N -d DIR < URLS
 //
 // N goroutines take the URLs in turn; each keeps one HTTP/1.1 connection per
-// host:port it has met, writes the GET with net/http's Request.Write and reads
-// the answer with http.ReadResponse, as ckfetch's lean client does. Each body
+// host:port it has met, writes the GET's bytes itself and reads the answer
+// with http.ReadResponse, as ckfetch's lean client does. Each body
 // becomes DIR/HOST:PORT/PATH, where ckfetch's default layout puts it (so the
 // kernel walks paths as deep), made as ckfetch makes a small file: a look at
 // the final name (a file already there is kept) unless its directory was
@@ -195,11 +195,8 @@ func (w *worker) get(u *url.URL) error {
 		c = &conn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 		w.conns[addr] = c
 	}
-	req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{
-		"User-Agent": {"barefetch"}, "Accept-Encoding": {"identity"}}}
-	if err := req.Write(c.bw); err != nil {
-		return err
-	}
+	req := &http.Request{Method: http.MethodGet, URL: u}
+	c.bw.WriteString("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: barefetch\r\nAccept-Encoding: identity\r\n\r\n")
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
