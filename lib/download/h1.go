@@ -128,6 +128,13 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 
+	// The idle check (quiet): the socket, its peek and the peek's answer;
+	// askable is false for a socket that cannot be reached (never quiet).
+	rc      syscall.RawConn
+	peek    func(fd uintptr) bool
+	peekOK  bool
+	askable bool
+
 	mu        sync.Mutex
 	cancelled bool // aborted (its hop ended from outside): the deadline set in the past stays
 }
@@ -174,7 +181,7 @@ func (t *h1) conn(fl *flight, addr string) (c *h1Conn, reused bool, err error) {
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if t.idleTimeout > 0 && time.Since(c.idleAt) > t.idleTimeout || !quiet(c.nc) {
+		if t.idleTimeout > 0 && time.Since(c.idleAt) > t.idleTimeout || !c.quiet() {
 			c.nc.Close()
 			continue
 		}
@@ -187,32 +194,44 @@ func (t *h1) conn(fl *flight, addr string) (c *h1Conn, reused bool, err error) {
 		}
 		return nil, false, err
 	}
-	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, t.readBuf), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+	return t.newH1Conn(nc), false, nil
 }
 
 // quiet reports whether an idle connection has nothing to read and is not
-// closed by its peer: a peek that does not wait (one system call). A
-// connection that cannot be asked (not a socket) counts as quiet.
-func quiet(nc net.Conn) bool {
+// closed by its peer: a peek that does not wait (one system call, through
+// the connection's syscall.RawConn and a callback made once per connection).
+// A connection that cannot be asked (not a socket) counts as quiet; one
+// whose socket cannot be reached, as not.
+func (c *h1Conn) quiet() bool {
+	if c.rc == nil {
+		return c.askable
+	}
+	c.peekOK = false
+	return c.rc.Read(c.peek) == nil && c.peekOK
+}
+
+// newH1Conn wraps a new connection of t.
+func (t *h1) newH1Conn(nc net.Conn) *h1Conn {
+	c := &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, t.readBuf), bw: bufio.NewWriterSize(nc, 4<<10), askable: true}
+	inner := nc
 	if pc, ok := nc.(*poolConn); ok {
-		nc = pc.Conn
+		inner = pc.Conn
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+	if sc, ok := inner.(syscall.Conn); ok {
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			c.askable = false
+			return c
+		}
+		c.rc = rc
+		c.peek = func(fd uintptr) bool {
+			var b [1]byte
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			c.peekOK = err == syscall.EAGAIN // nothing unasked, not closed (n == 0: EOF)
+			return true
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var b [1]byte
-	ok = false
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = rerr == syscall.EAGAIN // nothing unasked, not closed (n == 0: EOF)
-		return true
-	})
-	return err == nil && ok
+	return c
 }
 
 // send writes req on c and reads the answer's headers, as the hop fl. On

@@ -81,6 +81,9 @@ type digest struct {
 // zero) and, if withSHA256, sha256; nil when there is nothing to compute, so
 // a download without either costs nothing.
 func newDigest(want Checksum, withSHA256 bool) *digest {
+	if want.IsZero() && !withSHA256 {
+		return nil // nothing to compute (and nothing allocated per download)
+	}
 	d := &digest{want: want}
 	if !want.IsZero() {
 		d.check = algorithms[want.Algo].new()
