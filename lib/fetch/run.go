@@ -122,7 +122,7 @@ func (r *run) run(parent context.Context, stdin io.Reader) int {
 
 	workers := newWorkers(r.c.Jobs, func(t *ticket) { r.work(ctx, t) })
 	defer workers.close()
-	r.sched.launch = workers.launch
+	r.sched.launch, r.sched.offer = workers.launch, workers.offer
 	stopSched := context.AfterFunc(ctx, func() {
 		for _, it := range r.sched.stop() {
 			r.results <- &outcome{it: it, res: download.Result{URL: it.url, Path: it.path, Status: download.Canceled}}

@@ -43,9 +43,10 @@ import (
 // over. Hosts that fail connections are counted in health (health.go).
 type sched struct {
 	perHost int
-	gap     time.Duration // -sleep
-	launch  func(*ticket) // runs a line's download once it holds its first slot
-	pool    hostPool      // told of hosts out of play; nil: none
+	gap     time.Duration      // -sleep
+	launch  func(*ticket)      // runs a line's download once it holds its first slot, on a goroutine of its own
+	offer   func(*ticket) bool // hands a line that got its first slot to a waiting worker, if one waits; nil: none
+	pool    hostPool           // told of hosts out of play; nil: none
 
 	inflight atomic.Int64 // slots held, for the progress display
 
@@ -337,7 +338,9 @@ func (s *sched) start(h *hostState, now time.Time) {
 		t.grant = nil
 	} else {
 		h.lines++
-		go s.launch(t)
+		if s.offer == nil || !s.offer(t) {
+			go s.launch(t) // no worker waits: a goroutine that becomes one
+		}
 	}
 }
 

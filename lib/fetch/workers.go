@@ -22,14 +22,24 @@ func newWorkers(maxIdle int, work func(*ticket)) *workers {
 	return &workers{work: work, idle: make(chan *ticket), stop: make(chan struct{}), maxIdle: int32(maxIdle)}
 }
 
-// launch runs t's download: on a waiting worker if there is one, else on
-// the calling goroutine, which then stays as a worker. The scheduler calls
-// it on a goroutine of its own.
-func (w *workers) launch(t *ticket) {
+// offer hands t to a waiting worker, and reports whether one took it; it
+// does not wait. The scheduler calls it with its lock held, so that a line
+// that a waiting worker takes costs no goroutine of its own.
+func (w *workers) offer(t *ticket) bool {
 	select {
 	case w.idle <- t:
-		return
+		return true
 	default:
+		return false
+	}
+}
+
+// launch runs t's download: on a waiting worker if there is one, else on
+// the calling goroutine, which then stays as a worker. The scheduler calls
+// it on a goroutine of its own when offer found no worker waiting.
+func (w *workers) launch(t *ticket) {
+	if w.offer(t) {
+		return
 	}
 	w.started.Add(1)
 	for t != nil {
