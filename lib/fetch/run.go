@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,7 +299,7 @@ func (r *run) parse(line, key string) *item {
 	if path = strings.Trim(path, " \t"); checked && path == "" {
 		explicit = false
 	}
-	name, err := outname.Layout(r.c.Layout).Name(it.url)
+	name, u, err := outname.Layout(r.c.Layout).Parse(it.url)
 	if err == nil && explicit {
 		name, err = outname.Explicit(path)
 	}
@@ -315,7 +314,6 @@ func (r *run) parse(line, key string) *item {
 		it.err = err
 		return it
 	}
-	u, _ := url.Parse(it.url) // FromURL parsed it already
 	it.host = download.HostKey(u)
 	it.path = filepath.Join(r.c.Dir, filepath.FromSlash(name))
 	return it

@@ -76,18 +76,36 @@ const (
 // Name returns the relative output path of a URL in layout l (the zero
 // Layout is Tree), or an error saying why the URL cannot be downloaded.
 func (l Layout) Name(rawURL string) (string, error) {
-	switch l {
-	case Tree, "":
-		return treeName(rawURL)
-	case Flat:
-		return flatName(rawURL)
+	name, _, err := l.Parse(rawURL)
+	return name, err
+}
+
+// Parse is Name, which also returns the URL as url.Parse parses it (nil
+// with an error), so that a caller needs no second parse.
+func (l Layout) Parse(rawURL string) (name string, u *url.URL, err error) {
+	if l != Tree && l != "" && l != Flat {
+		return "", nil, fmt.Errorf("unknown layout %q (tree or flat)", string(l))
 	}
-	return "", fmt.Errorf("unknown layout %q (tree or flat)", string(l))
+	if l == Flat {
+		if name, err = flatName(rawURL); err != nil { // flat.go is kept byte for byte: it parses on its own
+			return "", nil, err
+		}
+		u, _, err = parseURL(rawURL)
+		return name, u, err
+	}
+	u, rest, err := parseURL(rawURL)
+	if err != nil {
+		return "", nil, err
+	}
+	if name, err = treeName(u, rest); err != nil {
+		return "", nil, err
+	}
+	return name, u, nil
 }
 
 // FromURL returns the default (Tree) relative output path of a URL, or an
 // error saying why the URL cannot be downloaded.
-func FromURL(rawURL string) (string, error) { return treeName(rawURL) }
+func FromURL(rawURL string) (string, error) { return Tree.Name(rawURL) }
 
 // parseURL checks that raw is an http or https URL with a host, and returns
 // it parsed and its path and query as written (everything after the

@@ -53,7 +53,7 @@ func OwnerURL(owner string) string {
 // or for a string that is no URL ckfetch fetches, the string itself. The
 // "tree" prefix keeps it apart from every flatKey.
 func treeKey(rawURL string) string {
-	name, err := treeName(rawURL)
+	name, err := Tree.Name(rawURL)
 	if err != nil {
 		name = "\x00" + rawURL // apart from every name
 	}

@@ -12,11 +12,7 @@ import (
 )
 
 // treeName returns the tree-layout name of rawURL: HOST[:PORT]/SEG/.../FILE.
-func treeName(raw string) (string, error) {
-	u, rest, err := parseURL(raw)
-	if err != nil {
-		return "", err
-	}
+func treeName(u *url.URL, rest string) (string, error) {
 	host, err := treeHost(u)
 	if err != nil {
 		return "", err
@@ -80,13 +76,16 @@ func treeHost(u *url.URL) (string, error) {
 			port = ""
 		}
 	}
-	lower := []byte(h)
-	for i, c := range lower {
-		if 'A' <= c && c <= 'Z' {
-			lower[i] = c + 'a' - 'A'
+	name := h
+	if !plainName(h) || strings.ContainsFunc(h, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+		lower := []byte(h)
+		for i, c := range lower {
+			if 'A' <= c && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
 		}
+		name = escapeBytes(string(lower), nil)
 	}
-	name := escapeBytes(string(lower), nil)
 	if name == "." || name == ".." {
 		name = strings.Repeat("%2E", len(name))
 	}
@@ -112,6 +111,9 @@ const (
 // escape (only a query can hold one: url.Parse refuses it in a path) stands
 // for itself.
 func escapeText(s string) string {
+	if plainName(s) {
+		return s // nothing to decode or escape: no allocation per segment of a common URL
+	}
 	vals := make([]byte, 0, len(s))
 	kinds := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
@@ -131,6 +133,17 @@ func escapeText(s string) string {
 		vals, kinds = append(vals, c), append(kinds, kind)
 	}
 	return escapeBytes(string(vals), kinds)
+}
+
+// plainName reports whether s is printable ASCII without '%' and '/':
+// escapeText and escapeBytes give it back as it is (TestPlainName).
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '%' || c == '/' {
+			return false
+		}
+	}
+	return true
 }
 
 // escapeBytes writes the bytes of s as they are, except what a name cannot
