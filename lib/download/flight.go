@@ -19,8 +19,8 @@ var errStalled = errors.New("stalled: no data received within the stall timeout"
 // context or a timer of their own per hop: on small files the contexts of
 // each request (one derived per hop, which registers with the run's
 // context under its lock, and one context.AfterFunc per request) and a
-// stall timer reset by every read cost more CPU than anything else ckfetch
-// does in user space.
+// stall timer reset by every read were the largest group of ckfetch's own
+// costs, about a tenth of its CPU.
 //
 //   - A context's end: one context.AfterFunc per context (by its Done
 //     channel) while any hop of it is in flight ends them all, with the

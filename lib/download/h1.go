@@ -23,10 +23,11 @@ import (
 
 // h1 sends the plain-http requests of one host of a Pool over HTTP/1.1
 // connections it keeps itself; https, proxies and anything else go through
-// net/http's Transport (see h1Request). Requests are written by
-// http.Request.Write and responses read by http.ReadResponse, net/http's own
-// wire code, so the bytes on the wire and the parsing of the answer are
-// net/http's: what it leaves out is the machinery around them. net/http
+// net/http's Transport (see h1Request). Requests are written as
+// http.Request.Write writes them (writeRequest, the same bytes) and
+// responses read by http.ReadResponse, net/http's own parser, so the bytes
+// on the wire and the parsing of the answer are net/http's: what it leaves
+// out is the machinery around them. net/http
 // runs a read goroutine and a write goroutine per connection, and a request
 // passes through both by channels, which costs about as much CPU per small
 // file as everything else ckfetch does in user space. Here the request's
