@@ -619,8 +619,9 @@ EOF
 			UNITS[small_$t]=$N_SMALL
 		done
 		UNITS[small_ck]=$N_SMALL
-		# The floor, not a peer: net/http's wire code and every durability
-		# step ckfetch takes, and nothing else (scripts/benchtools/barefetch).
+		# The floor, not a peer: the request's bytes and net/http's response
+		# parser as ckfetch's lean client has them, every durability step
+		# ckfetch takes, and nothing else (scripts/benchtools/barefetch).
 		CMD[small_bare]="exec $BIN/barefetch -j 16 -d $(q "$OUT") < $(q "$URLS")"
 		LABEL[small_bare]="\`barefetch -j 16\` (the floor: ckfetch's durability steps, no ckfetch)"
 		UNITS[small_bare]=$N_SMALL

@@ -2,7 +2,7 @@
 // the least a Go client does per file while taking every durability step
 // ckfetch takes, so that the benchmark shows what ckfetch's own layers cost
 // (its scheduler, echo, retries, connection pool, timeouts) apart from what
-// Go, net/http's wire code and the durability itself cost.
+// Go, net/http's response parser and the durability itself cost.
 //
 //	barefetch -j N -d DIR < URLS
 //
