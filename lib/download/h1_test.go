@@ -132,6 +132,7 @@ func TestH1UnaskedBytes(t *testing.T) {
 	for _, later := range []bool{false, true} {
 		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
 			fake := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nFAKE"
+			read, sent := make(chan struct{}, 3), make(chan struct{}, 3)
 			s := newRawServer(t, func(_ int, br *bufio.Reader, c net.Conn) {
 				for {
 					req, ok := readReq(br)
@@ -146,18 +147,32 @@ func TestH1UnaskedBytes(t *testing.T) {
 						fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s%s", len(req.URL.Path), req.URL.Path, fake)
 						continue
 					}
+					// Once the client has read the answer, while the
+					// connection is idle; the client goes on once they are on
+					// its socket (a write on loopback delivers before it
+					// returns).
 					answerPath(c, req)
-					time.Sleep(50 * time.Millisecond)
+					select {
+					case <-read:
+					case <-time.After(10 * time.Second): // the client failed
+						return
+					}
 					io.WriteString(c, fake)
+					sent <- struct{}{}
 				}
 			})
 			c := leanClient()
 			for _, path := range []string{"/a", "/b", "/c"} {
-				if later {
-					time.Sleep(200 * time.Millisecond) // the unasked bytes have come
-				}
 				if got, err := fetchBody(c, s.url+path); err != nil || got != path {
 					t.Fatalf("%s: got %q, %v; want its own answer", path, got, err)
+				}
+				if later {
+					read <- struct{}{}
+					select {
+					case <-sent:
+					case <-time.After(10 * time.Second):
+						t.Fatal("the server did not send its unasked bytes within 10 s")
+					}
 				}
 			}
 			if n := s.count(); n != 3 {
