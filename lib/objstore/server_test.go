@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,10 +77,13 @@ func openUploads(prefix string) int {
 }
 
 // prefix returns a key prefix of t's own, so tests never see each other's
-// objects.
+// objects, nor a test those of its earlier runs (go test -count).
 func prefix(t *testing.T) string {
-	return srv.Root + strings.ReplaceAll(t.Name(), "/", "_")
+	p, _ := prefixes.LoadOrStore(t, srv.Root+strings.ReplaceAll(t.Name(), "/", "_")+"-"+randHex(4))
+	return p.(string)
 }
+
+var prefixes sync.Map // of *testing.T to its prefix
 
 // dest returns the s3:// destination of t's prefix.
 func dest(t *testing.T) string { return "s3://" + srv.Bucket + "/" + prefix(t) }
