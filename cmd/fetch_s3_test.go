@@ -127,10 +127,20 @@ func (s *slowReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// s3Prefix is the key prefix of one test.
+// s3Prefix is the key prefix of one test, and of this run of it (go test
+// -count runs a test again in the same process, against the same server).
 func s3Prefix(t *testing.T) string {
-	return s3srv.Root + "/" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	p, ok := s3Prefixes.Load(t)
+	if !ok {
+		p, _ = s3Prefixes.LoadOrStore(t, fmt.Sprintf("%s/%s-%d", s3srv.Root, strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), s3Runs.Add(1)))
+	}
+	return p.(string)
 }
+
+var (
+	s3Prefixes sync.Map // of *testing.T to its prefix
+	s3Runs     atomic.Int64
+)
 
 func s3Get(t *testing.T, key string) []byte {
 	t.Helper()
