@@ -189,6 +189,7 @@ func TestH1UnaskedBytes(t *testing.T) {
 func TestH1ServerClosedIdle(t *testing.T) {
 	for _, quick := range []bool{false, true} {
 		t.Run(fmt.Sprintf("seen=%v", !quick), func(t *testing.T) {
+			closed := make(chan struct{}, 5)
 			s := newRawServer(t, func(_ int, br *bufio.Reader, c net.Conn) {
 				req, ok := readReq(br)
 				if !ok {
@@ -199,16 +200,25 @@ func TestH1ServerClosedIdle(t *testing.T) {
 					// Close only once the next request has come: the client
 					// finds out after sending it.
 					readReq(br)
+					return
 				}
+				// Closed before the client goes on: on loopback the close
+				// is on the client's socket once Close returns.
+				c.Close()
+				closed <- struct{}{}
 			})
 			c := leanClient()
 			for i := range 5 {
 				path := fmt.Sprintf("/f%d", i)
-				if !quick {
-					time.Sleep(20 * time.Millisecond) // the close has come
-				}
 				if got, err := fetchBody(c, s.url+path); err != nil || got != path {
 					t.Fatalf("%s: %q, %v", path, got, err)
+				}
+				if !quick {
+					select {
+					case <-closed:
+					case <-time.After(10 * time.Second):
+						t.Fatal("the server did not close within 10 s")
+					}
 				}
 			}
 			if n := s.count(); n != 5 {
