@@ -127,21 +127,6 @@ func (s *slowReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// s3Prefix is the key prefix of one test, and of this run of it (go test
-// -count runs a test again in the same process, against the same server).
-func s3Prefix(t *testing.T) string {
-	p, ok := s3Prefixes.Load(t)
-	if !ok {
-		p, _ = s3Prefixes.LoadOrStore(t, fmt.Sprintf("%s/%s-%d", s3srv.Root, strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), s3Runs.Add(1)))
-	}
-	return p.(string)
-}
-
-var (
-	s3Prefixes sync.Map // of *testing.T to its prefix
-	s3Runs     atomic.Int64
-)
-
 func s3Get(t *testing.T, key string) []byte {
 	t.Helper()
 	out, err := s3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key)})
@@ -205,7 +190,7 @@ func TestFetchS3Run(t *testing.T) {
 	defer srv.Close()
 	px := newS3Proxy(t)
 	dir := t.TempDir()
-	prefix := s3Prefix(t)
+	prefix := s3srv.Prefix(t)
 	dest := "s3://" + s3srv.Bucket + "/" + prefix
 	var urls []string
 	var input strings.Builder
@@ -309,7 +294,7 @@ func TestFetchS3OpenErrors(t *testing.T) {
 	spool := filepath.Join(dir, "spool")
 
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-"+s3srv.Secret[:4]+"xyz")
-	out, stderr, st := runFetch(t, dir, input, "-d", "s3://"+s3srv.Bucket+"/"+s3Prefix(t), "--s3-endpoint", s3srv.Endpoint, "--spool", spool)
+	out, stderr, st := runFetch(t, dir, input, "-d", "s3://"+s3srv.Bucket+"/"+s3srv.Prefix(t), "--s3-endpoint", s3srv.Endpoint, "--spool", spool)
 	if st != "exit 2" || out != "" || !strings.Contains(stderr, "AWS_SECRET_ACCESS_KEY") {
 		t.Errorf("bad secret: %s, echoed %q, stderr %q; want exit 2 and a message naming AWS_SECRET_ACCESS_KEY", st, out, stderr)
 	}
@@ -342,7 +327,7 @@ func TestFetchS3Owner(t *testing.T) {
 	srv := fetchtest.New()
 	defer srv.Close()
 	dir := t.TempDir()
-	prefix := s3Prefix(t)
+	prefix := s3srv.Prefix(t)
 	args := []string{"-q", "-d", "s3://" + s3srv.Bucket + "/" + prefix, "--s3-endpoint", s3srv.Endpoint, "--spool", filepath.Join(dir, "spool")}
 	a, b := srv.URL+"/f/owner-a?size=300", srv.URL+"/f/owner-b?size=400"
 	if out, stderr, st := runFetch(t, dir, a+"\tsame\n", args...); st != "exit 0" || out != a+"\tsame\n" {
@@ -364,7 +349,7 @@ func TestFetchS3KillDuringDownload(t *testing.T) {
 	srv := fetchtest.New()
 	defer srv.Close()
 	dir := t.TempDir()
-	prefix := s3Prefix(t)
+	prefix := s3srv.Prefix(t)
 	// The default spool: the user cache directory's ck/spool/BUCKET/PREFIX.
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	spool := filepath.Join(dir, "cache", "ck", "spool", s3srv.Bucket, filepath.FromSlash(prefix))
@@ -418,7 +403,7 @@ func testFetchS3StopDuringUpload(t *testing.T, sig syscall.Signal) {
 	defer srv.Close()
 	px := newS3Proxy(t)
 	dir := t.TempDir()
-	prefix := s3Prefix(t)
+	prefix := s3srv.Prefix(t)
 	spool := filepath.Join(dir, "spool")
 	const size = 12 << 20
 	u := fmt.Sprintf("%s/f/killup?size=%d", srv.URL, size)
@@ -494,7 +479,7 @@ func TestFetchS3PutErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			prefix := s3Prefix(t)
+			prefix := s3srv.Prefix(t)
 			spool := filepath.Join(dir, "spool")
 			u := srv.URL + "/f/puterr-" + tt.name + "?size=5000"
 			var n atomic.Int32
@@ -563,7 +548,7 @@ func TestFetchS3CrashResume(t *testing.T) {
 	px := newS3Proxy(t)
 	px.slow.Store(12 << 20)
 	dir := t.TempDir()
-	prefix := s3Prefix(t)
+	prefix := s3srv.Prefix(t)
 
 	type obj struct {
 		line, name string

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,14 +75,8 @@ func openUploads(prefix string) int {
 	return n
 }
 
-// prefix returns a key prefix of t's own, so tests never see each other's
-// objects, nor a test those of its earlier runs (go test -count).
-func prefix(t *testing.T) string {
-	p, _ := prefixes.LoadOrStore(t, srv.Root+strings.ReplaceAll(t.Name(), "/", "_")+"-"+randHex(4))
-	return p.(string)
-}
-
-var prefixes sync.Map // of *testing.T to its prefix
+// prefix returns a key prefix of t's own (see s3test.Server.Prefix).
+func prefix(t *testing.T) string { return srv.Prefix(t) }
 
 // dest returns the s3:// destination of t's prefix.
 func dest(t *testing.T) string { return "s3://" + srv.Bucket + "/" + prefix(t) }

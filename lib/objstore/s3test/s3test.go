@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,22 @@ type Server struct {
 	Endpoint, Key, Secret, Bucket string
 	Root                          string // key prefix of this test run
 	Skip                          string // why there is no server; "": there is
+
+	prefixes sync.Map     // of testing.TB to its Prefix
+	runs     atomic.Int64 // Prefixes given
+}
+
+// Prefix returns the key prefix of t under Root: its name and a number of
+// its own, so that tests never see each other's objects, nor a test those
+// of its earlier runs in the process (go test -count). The same for every
+// call with t.
+func (srv *Server) Prefix(t testing.TB) string {
+	if p, ok := srv.prefixes.Load(t); ok {
+		return p.(string)
+	}
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	p, _ := srv.prefixes.LoadOrStore(t, fmt.Sprintf("%s/%s-%d", strings.TrimSuffix(srv.Root, "/"), name, srv.runs.Add(1)))
+	return p.(string)
 }
 
 // Start fills a Server for the test binary called name ("cmd", "objstore"),
