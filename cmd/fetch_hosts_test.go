@@ -242,9 +242,12 @@ func farmCert(t *testing.T, ips []net.IP) (tls.Certificate, string) {
 // The list (15,000 lines) fits in the default window (--window, 50,000
 // lines): every line of a host is queued by the time the host first starts,
 // and the host keeps its slot, and its warm connection, through them (see
-// sched.handOn), so each host is started cold once. A host that takes
-// several slots at once, or a dial net/http starts for a request that then
-// gets a connection given back first, adds a few: so the bound is twice
+// sched.handOn), so each host is started cold once. A host made to give
+// its slot up by handOn's fairness bound (maxPasses) can lose its idle
+// connection while others run, and returns cold with up to --per-host
+// slots at once (1 + --per-host connections); near the end, when few hosts
+// are left, each runs --per-host slots and the pool keeps fewer
+// connections than they use, which adds a few: so the bound is twice
 // --per-host on one host, and one and a half connections per host over all.
 // With the window of 10,000 lines the default was before, each host was
 // started cold twice (622 connections here). Under -race the input is

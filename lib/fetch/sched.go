@@ -29,8 +29,8 @@ import (
 // then.
 //
 // When more hosts are in play than the connection pool keeps connections
-// for (download.PoolConns, each host with --per-host of them, or -j if
-// fewer), the plain rule would make every line of a list that interleaves
+// for (download.PoolConns less one file per slot, each host with --per-host
+// of them, or -j if fewer), the plain rule would make every line of a list that interleaves
 // its hosts open a new connection, and close another host's. Then a
 // slot given back by a host whose last request got a response goes to that
 // host's own oldest queued line if it can start now (see handOn): its
@@ -64,7 +64,7 @@ type sched struct {
 	doomed    []*ticket // new lines of unreachable hosts, to fail at the next free slots
 	passes    int       // warm handoffs since the last one that went to the oldest line
 	maxPasses int
-	keepHosts int // hosts in play up to which the pool keeps all their connections (no handoff)
+	keepHosts int // hosts in play up to which the pool keeps all their connections, every slot's file open (no handoff)
 }
 
 // hostPool is the part of download.Pool the scheduler drives.
@@ -112,7 +112,7 @@ func (h *hostState) readyAt(gap time.Duration) time.Time {
 func newSched(jobs, perHost int, gap time.Duration) *sched {
 	return &sched{perHost: perHost, gap: gap, free: jobs, hosts: map[string]*hostState{},
 		timed: hostHeap{byTime: true, gap: gap}, maxPasses: passesPerJob * jobs,
-		keepHosts: download.PoolConns(jobs) / min(perHost, jobs)}
+		keepHosts: (download.PoolConns(jobs) - jobs) / min(perHost, jobs)}
 }
 
 // passesPerJob bounds the warm handoffs (see handOn): after passesPerJob ×

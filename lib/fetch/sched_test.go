@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ck-tools/ck/lib/download"
 )
 
 // schedRun is a scheduler whose launched lines arrive on a channel.
@@ -53,6 +55,23 @@ func (r *schedRun) next(t *testing.T) *ticket {
 func (r *schedRun) finish(tk *ticket, err error) {
 	r.s.connResult(tk.it.host, err)
 	r.s.done(tk)
+}
+
+// TestSchedKeepHostsFit: keepHosts, the hosts in play up to which no warm
+// handoff is needed, is as many as the pool can keep every connection of
+// while every slot also holds its file open: with one host more, their
+// connections and the files exceed download.PoolConns, and the pool would
+// close a connection a queued line of its host is about to need.
+func TestSchedKeepHostsFit(t *testing.T) {
+	for _, jobs := range []int{1, 2, 4, 16, 64, 256} {
+		for _, perHost := range []int{1, 2, 4, 8, 300} {
+			k, conns := newSched(jobs, perHost, 0).keepHosts, min(perHost, jobs)
+			if budget := download.PoolConns(jobs); k*conns+jobs > budget || (k+1)*conns+jobs <= budget {
+				t.Errorf("-j %d --per-host %d: keepHosts %d; want the most hosts whose %d connections each, with %d files open, fit in the pool's %d",
+					jobs, perHost, k, conns, jobs, budget)
+			}
+		}
+	}
 }
 
 // TestSchedWarmHandoff: with -j 1 and more hosts in play than the pool
