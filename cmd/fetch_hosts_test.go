@@ -104,6 +104,7 @@ func TestFetchDeadHostsMemory(t *testing.T) {
 		many = 20_000
 	}
 	const factor = 1.25
+	growthOnly(t)
 	port := deadPort(t)
 	var kib [2]int64
 	for i, n := range []int{few, many} {

@@ -484,6 +484,16 @@ func peakRSS(t *testing.T, srv *fetchtest.Server, head string, n int, args ...st
 	return peak(), out, how(ps)
 }
 
+// growthOnly runs the test's ckfetch processes at GOGC=100, for the tests
+// that compare a run's peak RSS over few lines or hosts with its peak over
+// many: the heap headroom (fetch.HeapHeadroom) is a fixed allowance that a
+// run of 1,000 lines never fills and a long one does, so it would count as
+// growth. What those tests prove is that the live heap does not grow; the
+// headroom is bounded on its own (TestFetchHeapHeadroom, lib/gcpace).
+func growthOnly(t *testing.T) {
+	t.Setenv("GOGC", "100")
+}
+
 // pollPeakRSS samples the peak RSS (VmHWM) of p every 20 ms until it ends.
 // The function it returns, called once p has ended, waits for the sampler
 // and returns the peak in KiB; it skips the test where /proc has none.
@@ -540,6 +550,43 @@ func raceBuild() bool {
 	return false
 }
 
+// TestFetchHeapHeadroom: the ckfetch binary lets its heap grow by
+// fetch.HeapHeadroom between garbage collections (gcpace.Headroom), so a
+// run of many small files collects a few times, not every few MiB
+// allocated; GOGC in the environment still rules. Counted with
+// GODEBUG=gctrace=1 (one "gc N @" line per collection), not timed.
+func TestFetchHeapHeadroom(t *testing.T) {
+	const n = 5000
+	body := bytes.Repeat([]byte("x"), 1024)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "%s/f%d\n", srv.URL, i)
+	}
+	gcLine := regexp.MustCompile(`(?m)^gc \d+ @`)
+	collections := func(env string) int {
+		t.Setenv("GODEBUG", "gctrace=1")
+		t.Setenv("GOGC", env) // "": the runtime's default, as if unset
+		dir := shmDir(t)
+		p := startFetch(t, dir, strings.NewReader(in.String()), "-q", "-d", "out", "-j", "8")
+		out := p.rest()
+		if st := how(p.wait(watchdog)); st != "exit 0" || strings.Count(out, "\n") != n {
+			t.Fatalf("GOGC=%q: %s, %d lines echoed; want exit 0, %d\nstderr:\n%s", env, st, strings.Count(out, "\n"), n, tail(p.stderr.String(), 2000))
+		}
+		return len(gcLine.FindAllString(p.stderr.String(), -1))
+	}
+	plain := collections("100")
+	headroom := collections("")
+	t.Logf("%d files: %d collections at GOGC=100, %d with the headroom of %d MiB", n, plain, headroom, fetch.HeapHeadroom>>20)
+	if plain < 3 {
+		t.Fatalf("only %d collections at GOGC=100 over %d files: the test no longer allocates enough to tell", plain, n)
+	}
+	if headroom*2 > plain {
+		t.Errorf("%d collections with the headroom against %d at GOGC=100; want at most half", headroom, plain)
+	}
+}
+
 // TestFetchMemoryBounded: ckfetch's memory is bounded by its window, not by
 // the input: with a download stalled at the head of the list, which holds
 // back the ordered echo, or a failure without --failed, which freezes it,
@@ -550,6 +597,7 @@ func TestFetchMemoryBounded(t *testing.T) {
 		many = 20_000
 	}
 	const factor = 2.0
+	growthOnly(t)
 	srv := fetchtest.New()
 	t.Cleanup(srv.Close)
 	args := []string{"--window", "1000", "-j", "16", "--per-host", "16"}
