@@ -25,9 +25,11 @@ import (
 // connections it keeps itself; https, proxies and anything else go through
 // net/http's Transport (see h1Request). Requests are written as
 // http.Request.Write writes them (writeRequest, the same bytes) and
-// responses read by http.ReadResponse, net/http's own parser, so the bytes
-// on the wire and the parsing of the answer are net/http's: what it leaves
-// out is the machinery around them. net/http
+// responses read as http.ReadResponse, net/http's own parser, reads them
+// (readResponse: the common shape parsed here into the same Response, any
+// other by ReadResponse), so the bytes on the wire and the parsing of the
+// answer are net/http's: what it leaves out is the machinery around them.
+// net/http
 // runs a read goroutine and a write goroutine per connection, and a request
 // passes through both by channels, which costs about as much CPU per small
 // file as everything else ckfetch does in user space. Here the request's
@@ -376,7 +378,7 @@ func (t *h1) exchange(c *h1Conn, req *http.Request, reused bool) (*http.Response
 			}
 			return nil, noAnswer(err, reused)
 		}
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := readResponse(c.br, req)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, errHeaderTimeout
