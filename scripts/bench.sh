@@ -619,8 +619,8 @@ EOF
 			UNITS[small_$t]=$N_SMALL
 		done
 		UNITS[small_ck]=$N_SMALL
-		# The floor, not a peer: the request's bytes and net/http's response
-		# parser as ckfetch's lean client has them, every durability step
+		# The floor, not a peer: the request's bytes and the response parse
+		# as ckfetch's lean client has them, every durability step
 		# ckfetch takes, and nothing else (scripts/benchtools/barefetch).
 		CMD[small_bare]="exec $BIN/barefetch -j 16 -d $(q "$OUT") < $(q "$URLS")"
 		LABEL[small_bare]="\`barefetch -j 16\` (the floor: ckfetch's durability steps, no ckfetch)"

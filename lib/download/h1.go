@@ -26,7 +26,7 @@ import (
 // net/http's Transport (see h1Request). Requests are written as
 // http.Request.Write writes them (writeRequest, the same bytes) and
 // responses read as http.ReadResponse, net/http's own parser, reads them
-// (readResponse: the common shape parsed here into the same Response, any
+// (ReadResponse: the common shape parsed here into the same Response, any
 // other by ReadResponse), so the bytes on the wire and the parsing of the
 // answer are net/http's: what it leaves out is the machinery around them.
 // net/http
@@ -378,7 +378,7 @@ func (t *h1) exchange(c *h1Conn, req *http.Request, reused bool) (*http.Response
 			}
 			return nil, noAnswer(err, reused)
 		}
-		resp, err := readResponse(c.br, req)
+		resp, err := ReadResponse(c.br, req)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, errHeaderTimeout

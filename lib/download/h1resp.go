@@ -12,12 +12,16 @@ import (
 	"strings"
 )
 
-// readResponse reads the answer to req from br, once at least one byte of
-// it is buffered. quickResponse takes the answers whose parse by
+// ReadResponse reads the answer to req from br as http.ReadResponse does,
+// and is what the lean client reads answers with (barefetch, the small-file
+// benchmark's floor, too). quickResponse takes the answers whose parse by
 // http.ReadResponse it knows to the byte (TestQuickResponseAsNetHTTP
 // compares the two over hand-picked and random answers); for any other it
 // leaves br as it was and http.ReadResponse reads it.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if br.Buffered() == 0 {
+		br.Peek(1) // what the server has sent so far; an error is ReadResponse's to report
+	}
 	if resp := quickResponse(br, req); resp != nil {
 		return resp, nil
 	}

@@ -12,11 +12,11 @@ import (
 	"testing"
 )
 
-// readBoth reads raw as the answer to a GET with readResponse and with
+// readBoth reads raw as the answer to a GET with ReadResponse and with
 // http.ReadResponse, each from a reader of its own that has buffered what
 // the server sent (as exchange's Peek has), then each body in reads of
 // step bytes, and what is left after it. It returns a description of the
-// first difference, "" if none, and whether readResponse took its quick
+// first difference, "" if none, and whether ReadResponse took its quick
 // path.
 func readBoth(raw string, step int) (diff string, quick bool) {
 	req, _ := http.NewRequest(http.MethodGet, "http://example.com/f", nil)
@@ -27,8 +27,8 @@ func readBoth(raw string, step int) (diff string, quick bool) {
 	}
 	qr, nr := open(), open()
 	quick = quickResponse(qr, req) != nil
-	qr = open() // again, through readResponse itself
-	q, qerr := readResponse(qr, req)
+	qr = open() // again, through ReadResponse itself
+	q, qerr := ReadResponse(qr, req)
 	n, nerr := http.ReadResponse(nr, req)
 	if (qerr == nil) != (nerr == nil) || (qerr != nil && qerr.Error() != nerr.Error()) {
 		return fmt.Sprintf("error %v; net/http's %v", qerr, nerr), quick
@@ -102,7 +102,7 @@ var serverHeads = []string{
 	"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nWWW-Authenticate: Basic\r\nx-odd-NAME: 1\r\n\r\n", // canonicalised as net/http does
 }
 
-// TestQuickResponseAsNetHTTP: readResponse reads every answer as
+// TestQuickResponseAsNetHTTP: ReadResponse reads every answer as
 // http.ReadResponse does (the Response, its body read for read, the bytes
 // left after it), over the heads servers send (which must take the quick
 // path: otherwise it saves nothing), hand-picked ones it must leave to

@@ -2,13 +2,14 @@
 // the least a Go client does per file while taking every durability step
 // ckfetch takes, so that the benchmark shows what ckfetch's own layers cost
 // (its scheduler, echo, retries, connection pool, timeouts) apart from what
-// Go, net/http's response parser and the durability itself cost.
+// Go, the response parser and the durability itself cost.
 //
 //	barefetch -j N -d DIR < URLS
 //
 // N goroutines take the URLs in turn; each keeps one HTTP/1.1 connection per
 // host:port it has met, writes the GET's bytes itself and reads the answer
-// with http.ReadResponse, as ckfetch's lean client does. Each body
+// with download.ReadResponse, as ckfetch's lean client does (the common
+// head parsed in one pass, any other by http.ReadResponse). Each body
 // becomes DIR/HOST:PORT/PATH, where ckfetch's default layout puts it (so the
 // kernel walks paths as deep), made as ckfetch makes a small file: a look at
 // the final name (a file already there is kept) unless its directory was
@@ -38,6 +39,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ck-tools/ck/lib/download"
 )
 
 func main() {
@@ -200,7 +203,7 @@ func (w *worker) get(u *url.URL) error {
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	resp, err := http.ReadResponse(c.br, req)
+	resp, err := download.ReadResponse(c.br, req)
 	if err != nil {
 		return err
 	}
