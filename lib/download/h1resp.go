@@ -7,6 +7,7 @@ package download
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -64,30 +65,29 @@ func quickResponse(br *bufio.Reader, req *http.Request) *http.Response {
 
 // indexHeadEnd returns the index of the CRLF CRLF that ends a head in b, or
 // -1.
-func indexHeadEnd(b []byte) int {
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
+func indexHeadEnd(b []byte) int { return bytes.Index(b, []byte("\r\n\r\n")) }
 
 // parseHead parses head, a status line and header lines each ending in
 // CRLF, into a Response without a body; nil if it is not the shape
 // quickResponse takes.
 func parseHead(head string, req *http.Request) *http.Response {
-	line, rest, _ := strings.Cut(head, "\r\n")
-	code, ok := statusLine(line)
+	status, rest, ok := nextLine(head)
 	if !ok {
 		return nil
 	}
-	n := strings.Count(rest, "\r\n")
+	code, ok := statusLine(status)
+	if !ok {
+		return nil
+	}
+	n := strings.Count(rest, "\n")
 	h := make(http.Header, n)
 	values := make([]string, n) // one backing array for the values, as net/http's
 	length, lengths, connections := int64(-1), 0, 0
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
+		var line string
+		if line, rest, ok = nextLine(rest); !ok {
+			return nil
+		}
 		name, value, ok := field(line)
 		if !ok {
 			return nil
@@ -118,14 +118,18 @@ func parseHead(head string, req *http.Request) *http.Response {
 	if length < 0 {
 		return nil
 	}
-	return &http.Response{Status: line0(head), StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	return &http.Response{Status: status[len("HTTP/1.1 "):], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: length, Request: req}
 }
 
-// line0 returns the status of head's status line: what follows the version.
-func line0(head string) string {
-	line, _, _ := strings.Cut(head, "\r\n")
-	return line[len("HTTP/1.1 "):]
+// nextLine cuts s after its first LF: the line before it, without its CR,
+// and the rest. ok is false if that LF has no CR before it (a bare LF).
+func nextLine(s string) (line, rest string, ok bool) {
+	i := strings.IndexByte(s, '\n')
+	if i < 1 || s[i-1] != '\r' {
+		return "", "", false
+	}
+	return s[:i-1], s[i+1:], true
 }
 
 // statusLine returns the code of a status line "HTTP/1.1 NNN" or "HTTP/1.1
@@ -162,7 +166,7 @@ func field(line string) (name, value string, ok bool) {
 	if name, ok = canonicalName(name); !ok {
 		return "", "", false
 	}
-	return name, strings.Trim(value, " \t"), true
+	return name, trimSpaceTab(value), true
 }
 
 // canonicalName returns s, a non-empty header name of token characters, as
@@ -210,6 +214,17 @@ func canonicalName(s string) (string, bool) {
 var commonNames = map[string]string{"Etag": "Etag", "Www-Authenticate": "Www-Authenticate", "Content-Md5": "Content-Md5",
 	"X-Amz-Request-Id": "X-Amz-Request-Id", "X-Amz-Id-2": "X-Amz-Id-2", "Keep-Alive": "Keep-Alive", "Content-Type": "Content-Type",
 	"Content-Length": "Content-Length", "Last-Modified": "Last-Modified", "Accept-Ranges": "Accept-Ranges", "Connection": "Connection"}
+
+// trimSpaceTab returns s without the spaces and tabs at its ends.
+func trimSpaceTab(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
 
 // printable reports whether s is printable ASCII and tabs only.
 func printable(s string) bool {
