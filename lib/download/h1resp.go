@@ -34,9 +34,9 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 // head already buffered, the status line "HTTP/1.1 NNN reason" with a
 // final status that allows a body (200–599 but 204 and 304), every line
 // ending in CRLF, header names of token characters, values of printable
-// ASCII and tabs, one Content-Length of
-// digits, and none of the fields net/http's parse would act on besides it
-// (Transfer-Encoding, Trailer, Pragma; Connection only as "keep-alive").
+// ASCII and tabs, one Content-Length of digits, and none of the fields
+// net/http's parse would act on besides it (Transfer-Encoding, Trailer,
+// Pragma; Connection only as "keep-alive").
 // It returns nil, and consumes nothing, for any other answer. The Response
 // is the one http.ReadResponse would make, with one string for the whole
 // head where net/http makes one per value: net/http's parse was a sixth of
