@@ -12,6 +12,9 @@
 #                                     (the tree layout's names against a reference
 #                                     normaliser, 20 s of fuzzing past the seed corpus
 #                                     in lib/outname/testdata/fuzz, which step 2 runs)
+#      go test -run '^$' -fuzz '^FuzzQuickResponse$' -fuzztime 10s ./lib/download/
+#                                     (the lean client's parse of an answer against
+#                                     net/http's ReadResponse, 10 s past its seeds)
 #   5. scripts/demo.sh                (interrupt and resume the used-by line)
 #   6. scripts/wrap-example.sh --self-test
 #   7. scripts/shards-ssh.sh          (the README's GNU parallel recipe over three
@@ -32,7 +35,7 @@ usage() {
 	cat <<'USAGE'
 usage: scripts/test.sh [-h]
   go vet, go test -race -count=1 ./..., the memory tests without -race,
-  20 s of fuzzing the tree layout, scripts/demo.sh,
+  20 s of fuzzing the tree layout and 10 s the answer parse, scripts/demo.sh,
   scripts/wrap-example.sh --self-test and scripts/shards-ssh.sh, from the
   repository root
 USAGE
@@ -120,6 +123,9 @@ fi
 # lib/outname/testdata/fuzz/FuzzTreeLayout, where step 2 replays it.
 check "go test -run '^\$' -fuzz '^FuzzTreeLayout\$' -fuzztime 20s ./lib/outname/" \
 	go test -run '^$' -fuzz '^FuzzTreeLayout$' -fuzztime 20s ./lib/outname/
+# The same for the lean client's answer parse (lib/download/testdata/fuzz).
+check "go test -run '^\$' -fuzz '^FuzzQuickResponse\$' -fuzztime 10s ./lib/download/" \
+	go test -run '^$' -fuzz '^FuzzQuickResponse$' -fuzztime 10s ./lib/download/
 check "scripts/demo.sh" bash scripts/demo.sh
 check "scripts/wrap-example.sh --self-test" bash scripts/wrap-example.sh --self-test
 check "scripts/shards-ssh.sh" bash scripts/shards-ssh.sh

@@ -212,3 +212,21 @@ func TestQuickResponseAsNetHTTP(t *testing.T) {
 		t.Errorf("only %d of 10000 random answers took the quick path: the comparison no longer tests it", quicks)
 	}
 }
+
+// FuzzQuickResponse: for any bytes a server sends, ReadResponse reads them
+// as http.ReadResponse does (see readBoth). scripts/test.sh fuzzes it for a
+// few seconds past the seeds: the server heads, and heads the quick path
+// must leave alone.
+func FuzzQuickResponse(f *testing.F) {
+	for _, head := range serverHeads {
+		f.Add(head+"0123456789", uint8(3))
+		f.Add(strings.Replace(head, "\r\n", "\n", 1)+"0123", uint8(1))
+	}
+	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n0\r\n\r\n", uint8(2))
+	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n0123456789", uint8(4))
+	f.Fuzz(func(t *testing.T, raw string, step uint8) {
+		if diff, _ := readBoth(raw, 1+int(step%16)); diff != "" {
+			t.Errorf("%q: %s", raw, diff)
+		}
+	})
+}
