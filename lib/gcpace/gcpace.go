@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 )
 
@@ -47,11 +48,16 @@ func Headroom(floor uint64) (stop func()) {
 	if os.Getenv("GOGC") != "" || floor == 0 || !active.CompareAndSwap(false, true) { // GOGC= is the runtime's default, as unset
 		return func() {}
 	}
-	var stopped atomic.Bool
+	var (
+		mu      sync.Mutex // a percentage set after each collection never follows stop's
+		stopped bool
+	)
 	debug.SetGCPercent(Percent(floor, 0))
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	forEachGC(func() bool {
-		if stopped.Load() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
 			return false
 		}
 		metrics.Read(sample)
@@ -61,7 +67,10 @@ func Headroom(floor uint64) (stop func()) {
 		return true
 	})
 	return func() {
-		if stopped.CompareAndSwap(false, true) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			stopped = true
 			debug.SetGCPercent(100)
 			active.Store(false)
 		}
