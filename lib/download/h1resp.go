@@ -209,11 +209,19 @@ func canonicalName(s string) (string, bool) {
 	return string(b), true
 }
 
-// commonNames are the canonical forms of header names that servers send in
-// another case.
-var commonNames = map[string]string{"Etag": "Etag", "Www-Authenticate": "Www-Authenticate", "Content-Md5": "Content-Md5",
-	"X-Amz-Request-Id": "X-Amz-Request-Id", "X-Amz-Id-2": "X-Amz-Id-2", "Keep-Alive": "Keep-Alive", "Content-Type": "Content-Type",
-	"Content-Length": "Content-Length", "Last-Modified": "Last-Modified", "Accept-Ranges": "Accept-Ranges", "Connection": "Connection"}
+// commonNames are the canonical forms of the header names file servers
+// send, for the answers that spell them otherwise (ETag, WWW-Authenticate,
+// Content-MD5; all in lower case, as envoy and S3's x-amz-* do).
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Disposition",
+		"Content-Encoding", "Content-Length", "Content-Md5", "Content-Range", "Content-Type", "Date", "Etag", "Expires",
+		"Keep-Alive", "Last-Modified", "Location", "Retry-After", "Server", "Set-Cookie", "Vary", "Www-Authenticate",
+		"X-Amz-Id-2", "X-Amz-Request-Id"} {
+		m[name] = name
+	}
+	return m
+}()
 
 // trimSpaceTab returns s without the spaces and tabs at its ends.
 func trimSpaceTab(s string) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/textproto"
 	"reflect"
 	"strings"
 	"testing"
@@ -229,4 +230,19 @@ func FuzzQuickResponse(f *testing.F) {
 			t.Errorf("%q: %s", raw, diff)
 		}
 	})
+}
+
+// TestCanonicalNameAllocs: a header name already canonical, or one of
+// commonNames in another case, is named without an allocation; each is
+// what textproto makes of it.
+func TestCanonicalNameAllocs(t *testing.T) {
+	for _, name := range []string{"Content-Length", "ETag", "etag", "content-type", "WWW-Authenticate", "x-amz-request-id"} {
+		got, ok := canonicalName(name)
+		if want := textproto.CanonicalMIMEHeaderKey(name); !ok || got != want {
+			t.Errorf("canonicalName(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { canonicalName(name) }); n != 0 {
+			t.Errorf("canonicalName(%q): %v allocations; want none", name, n)
+		}
+	}
 }
