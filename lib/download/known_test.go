@@ -2,8 +2,13 @@ package download
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"sync"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A directory two lines made at once stays fresh whichever mkdir won, and
@@ -92,4 +97,32 @@ func TestMadeNames(t *testing.T) {
 	if rate > 0.05 {
 		t.Errorf("after %d names, %.1f%% of others are said to be there; want a few per cent at most", n, 100*rate)
 	}
+}
+
+// TestMadeNamesFaultedIn: the first add makes every page of the filter
+// resident (written once), so that no later mayHave maps a page to the
+// kernel's zero page for an add to copy: that copy flushes the TLB of every
+// other CPU running the process, which cost ckfetch 3–5% of its CPU on
+// small files (10 alternated rounds, 674 → 637 ms).
+func TestMadeNamesFaultedIn(t *testing.T) {
+	var m madeNames
+	m.add("/out/a")
+	bits := m.bits.Load()
+	addr := uintptr(unsafe.Pointer(bits))
+	size := int(unsafe.Sizeof(*bits))
+	page := uintptr(os.Getpagesize())
+	start := addr &^ (page - 1)
+	length := int((addr + uintptr(size) - start + page - 1) &^ (page - 1))
+	vec := make([]byte, length/int(page))
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, start, uintptr(length), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Skipf("mincore: %v", errno)
+	}
+	resident := 0
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	if resident < len(vec)-1 { // the pages at its two ends may be shared with other objects: at least one of them is resident anyway
+		t.Errorf("%d of the filter's %d pages resident after the first add; want all", resident, len(vec))
+	}
+	runtime.KeepAlive(bits)
 }
