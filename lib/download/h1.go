@@ -25,11 +25,10 @@ import (
 // connections it keeps itself; https, proxies and anything else go through
 // net/http's Transport (see h1Request). Requests are written as
 // http.Request.Write writes them (writeRequest, the same bytes) and
-// responses read as http.ReadResponse, net/http's own parser, reads them
-// (ReadResponse: the common shape parsed here into the same Response, any
-// other by ReadResponse), so the bytes on the wire and the parsing of the
-// answer are net/http's: what it leaves out is the machinery around them.
-// net/http
+// answers read into the Response http.ReadResponse would make (ReadResponse
+// in h1resp.go: the common head parsed here, any other by net/http's own
+// parser), so the bytes on the wire and the meaning of the answer are
+// net/http's: what it leaves out is the machinery around them. net/http
 // runs a read goroutine and a write goroutine per connection, and a request
 // passes through both by channels, which costs about as much CPU per small
 // file as everything else ckfetch does in user space. Here the request's

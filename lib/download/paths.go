@@ -169,7 +169,7 @@ func (m *madeNames) add(name string) {
 	bits := m.bits.Load()
 	if bits == nil {
 		b := new([madeBits / 64]atomic.Uint64)
-		for i := 0; i < len(b); i += 4096 / 8 {
+		for i := 0; i < len(b); i += os.Getpagesize() / 8 {
 			b[i].Store(0) // each page faulted in for writing now (see madeNames)
 		}
 		m.bits.CompareAndSwap(nil, b)

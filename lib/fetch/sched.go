@@ -29,9 +29,10 @@ import (
 // then.
 //
 // When more hosts are in play than the connection pool keeps connections
-// for (download.PoolConns less one file per slot, each host with --per-host
-// of them, or -j if fewer), the plain rule would make every line of a list that interleaves
-// its hosts open a new connection, and close another host's. Then a
+// for (download.PoolConns less one file per slot, each host with
+// --per-host of them, or -j if fewer), the plain rule would make every line
+// of a list that interleaves its hosts open a new connection, and close
+// another host's. Then a
 // slot given back by a host whose last request got a response goes to that
 // host's own oldest queued line if it can start now (see handOn): its
 // connection is warm. Within a host lines still start in input order, and
